@@ -1,0 +1,49 @@
+"""Clarification step of the two-stage fallback: offer the likely intents as buttons."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Dict, List, Text
+
+import yaml
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot.paths import KNOWLEDGE_DIR
+
+MAX_CHOICES = 3
+# Two-stage fallback treats out_of_scope as "none of these", which leads to a rephrase request.
+NONE_OF_THESE_PAYLOAD = "/out_of_scope"
+NEVER_OFFERED = {"nlu_fallback", "out_of_scope", "unreadable"}
+
+
+@lru_cache(maxsize=1)
+def intent_labels() -> Dict[str, Any]:
+    return yaml.safe_load((KNOWLEDGE_DIR / "intent_labels.yml").read_text(encoding="utf-8"))
+
+
+def clarification_buttons(intent_ranking: List[Dict[str, Any]]) -> List[Dict[str, str]]:
+    """Buttons for the most likely intents that have a label, then "none of these"."""
+    labels = intent_labels()
+    choices = [
+        item["name"]
+        for item in intent_ranking
+        if item.get("name") not in NEVER_OFFERED and item.get("name") in labels["intents"]
+    ][:MAX_CHOICES]
+    buttons = [{"title": labels["intents"][name], "payload": f"/{name}"} for name in choices]
+    buttons.append({"title": labels["none_of_these"], "payload": NONE_OF_THESE_PAYLOAD})
+    return buttons
+
+
+class ActionDefaultAskAffirmation(Action):
+    def name(self) -> Text:
+        return "action_default_ask_affirmation"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
+        ranking = tracker.latest_message.get("intent_ranking") or []
+        dispatcher.utter_message(
+            response="utter_ask_affirmation", buttons=clarification_buttons(ranking)
+        )
+        return []

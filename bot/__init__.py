@@ -1,0 +1,1 @@
+"""xiaobao: a consumer-rights customer-service assistant built on Rasa."""

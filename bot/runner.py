@@ -1,0 +1,100 @@
+"""`make run`: Redis, the action server and the Rasa server, trained first if stale.
+
+Ctrl-C stops every child in reverse start order (Rasa, actions, then Redis).
+"""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import List
+
+from bot.model import ensure_trained
+from bot.paths import ROOT
+from bot.redis_server import EmbeddedRedis
+from bot.settings import Settings
+from bot.stack import ManagedProcess, action_server, rasa_server, service_env
+
+READY_TIMEOUT_S = 180
+
+
+def api_token(settings: Settings) -> str:
+    """RASA_API_TOKEN, or a token generated once and kept in var/rasa_api_token."""
+    if settings.rasa_api_token:
+        return settings.rasa_api_token
+    path = settings.var_dir / "rasa_api_token"
+    if not path.exists():
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def how_to_chat(settings: Settings, model: Path, redis_url: str) -> str:
+    rel_model = model.relative_to(ROOT) if model.is_relative_to(ROOT) else model
+    return f"""
+小保 is ready.
+  REST:      curl -s -XPOST http://127.0.0.1:{settings.rasa_port}/webhooks/rest/webhook \\
+               -H 'Content-Type: application/json' -d '{{"sender":"me","message":"你好"}}'
+  socket.io: http://127.0.0.1:{settings.rasa_port}/socket.io  (events user_uttered / bot_uttered)
+  terminal:  REDIS_URL={redis_url} ACTION_ENDPOINT_URL={settings.action_endpoint_url} \\
+               .venv/bin/rasa shell --model {rel_model} --endpoints endpoints.yml --port {settings.rasa_port + 1}
+  HTTP API:  token in {'RASA_API_TOKEN' if settings.rasa_api_token else settings.var_dir / 'rasa_api_token'}
+Press Ctrl-C to stop.
+"""
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    settings = Settings.from_env()
+    token = api_token(settings)
+    started_at = time.monotonic()
+    redis = None
+    children: List[ManagedProcess] = []
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        if settings.redis_url:
+            redis_url = settings.redis_url
+            print("using Redis at REDIS_URL")
+        else:
+            redis = EmbeddedRedis(settings.embedded_redis_port, settings.var_dir / "redis").start()
+            redis_url = redis.url
+            print(f"started embedded Redis on 127.0.0.1:{redis.port} (data in {redis.data_dir})")
+        model = ensure_trained(settings)
+        env = service_env(redis_url, settings.action_port)
+        ready_from = time.monotonic()
+        children.append(action_server(settings.action_port, env).start())
+        children.append(
+            rasa_server(
+                model, settings.rasa_port, token, env,
+                bind_host=settings.bind_host, cors_origins=settings.cors_origins,
+            ).start()
+        )
+        for child in children:
+            child.wait_ready(READY_TIMEOUT_S)
+        print(how_to_chat(settings, model, redis_url))
+        print(f"ready in {time.monotonic() - ready_from:.1f}s after start of servers "
+              f"({time.monotonic() - started_at:.1f}s in all)", flush=True)
+        while all(child.running() for child in children):
+            time.sleep(0.5)
+        stopped = next(child for child in children if not child.running())
+        print(f"{stopped.name} exited unexpectedly; stopping the rest", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping ...")
+        return 0
+    finally:
+        for child in reversed(children):
+            child.stop()
+        if redis is not None:
+            redis.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

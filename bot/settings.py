@@ -1,0 +1,46 @@
+"""Runtime settings, read from environment variables with local defaults (see README)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Optional
+
+from bot.paths import ROOT
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: Optional[str]
+    embedded_redis_port: int
+    bind_host: str
+    rasa_port: int
+    action_port: int
+    web_port: int
+    rasa_api_token: Optional[str]
+    cors_origins: str
+    var_dir: Path
+    models_dir: Path
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
+        web_port = int(env.get("WEB_PORT", "8000"))
+        return cls(
+            redis_url=env.get("REDIS_URL") or None,
+            embedded_redis_port=int(env.get("EMBEDDED_REDIS_PORT", "6380")),
+            bind_host=env.get("BIND_HOST", "127.0.0.1"),
+            rasa_port=int(env.get("RASA_PORT", "5005")),
+            action_port=int(env.get("ACTION_PORT", "5055")),
+            web_port=web_port,
+            rasa_api_token=env.get("RASA_API_TOKEN") or None,
+            cors_origins=env.get(
+                "CORS_ORIGINS", f"http://localhost:{web_port} http://127.0.0.1:{web_port}"
+            ),
+            var_dir=Path(env.get("XIAOBAO_VAR_DIR", ROOT / "var")),
+            models_dir=Path(env.get("XIAOBAO_MODELS_DIR", ROOT / "models")),
+        )
+
+    @property
+    def action_endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.action_port}/webhook"

@@ -1,0 +1,123 @@
+"""Starting and stopping the assistant's processes: action server and Rasa server.
+
+Used by the `make run` runner and by the integration tests, so both run the same commands.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Dict, List, Optional, Union
+
+from bot.paths import ROOT
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    command: List[str]
+    env: Dict[str, str]
+    ready_url: str
+    output: Union[int, IO, None] = None
+    process: Optional[subprocess.Popen] = field(default=None, init=False)
+
+    def start(self) -> "ManagedProcess":
+        # A new session: Ctrl-C reaches only the runner, which stops children in order.
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.output,
+            stderr=subprocess.STDOUT if self.output is not None else None,
+            start_new_session=True,
+        )
+        return self
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def wait_ready(self, timeout_s: float) -> float:
+        """Polls ready_url until it answers 200; returns the seconds it took."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout_s:
+            if not self.running():
+                raise RuntimeError(f"{self.name} exited with code {self.process.returncode}")
+            try:
+                with urllib.request.urlopen(self.ready_url, timeout=2) as response:
+                    if response.status == 200:
+                        return time.monotonic() - started
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.25)
+        raise TimeoutError(f"{self.name} not ready after {timeout_s:.0f}s ({self.ready_url})")
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        if not self.running():
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def service_env(redis_url: str, action_port: int) -> Dict[str, str]:
+    """The environment that endpoints.yml expects, on top of ours."""
+    return {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{action_port}/webhook",
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def action_server(port: int, env: Dict[str, str], output: Union[int, IO, None] = None) -> ManagedProcess:
+    return ManagedProcess(
+        name="action server",
+        command=[sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)],
+        env=env,
+        ready_url=f"http://127.0.0.1:{port}/health",
+        output=output,
+    )
+
+
+def rasa_server(
+    model: Path,
+    port: int,
+    token: str,
+    env: Dict[str, str],
+    *,
+    bind_host: str = "127.0.0.1",
+    cors_origins: str = "",
+    output: Union[int, IO, None] = None,
+) -> ManagedProcess:
+    command = [
+        sys.executable, "-m", "rasa", "run",
+        "--model", str(model),
+        "--endpoints", "endpoints.yml",
+        "--credentials", "credentials.yml",
+        "--interface", bind_host,
+        "--port", str(port),
+        "--enable-api",
+        "--auth-token", token,
+    ]
+    origins = cors_origins.split()
+    if origins:
+        command += ["--cors", *origins]
+    return ManagedProcess(
+        name="rasa server",
+        command=command,
+        env=env,
+        ready_url=f"http://127.0.0.1:{port}/status?token={token}",
+        output=output,
+    )
+
