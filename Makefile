@@ -7,6 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
+export RASA_TELEMETRY_ENABLED := false
 
 .PHONY: help venv train run test test-unit validate test-stories test-nlu bench-nlu lock clean
 
@@ -43,7 +44,7 @@ test-unit: venv
 	exit $$rc
 
 validate: venv
-	$(PY) -m rasa data validate --fail-on-warnings --quiet
+	$(PY) -m rasa data validate --domain domain --data data --config config.yml --fail-on-warnings
 
 test-stories: venv train
 	$(PY) -m bot.model test-stories

@@ -76,6 +76,8 @@ def service_env(redis_url: str, action_port: int) -> Dict[str, str]:
         "REDIS_URL": redis_url,
         "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{action_port}/webhook",
         "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+        # No phoning home: the machines have no internet and shoppers' data stays here.
+        "RASA_TELEMETRY_ENABLED": "false",
         "PYTHONPATH": str(ROOT),
     }
 

@@ -68,13 +68,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--min-intent-f1", type=float, default=None)
     parser.add_argument("--show-errors", action="store_true")
+    parser.add_argument("--model", type=Path, help="model archive (default: train if stale)")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
 
     from sklearn.metrics import accuracy_score, classification_report, f1_score
 
     examples = load_heldout()
-    model = ensure_trained(Settings.from_env())
+    model = args.model or ensure_trained(Settings.from_env())
     results, latencies = asyncio.run(parse_all(model, [e["text"] for e in examples]))
 
     gold = [e["intent"] for e in examples]

@@ -31,7 +31,8 @@ def resilient_client(url: str) -> redis.Redis:
         socket_connect_timeout=SOCKET_TIMEOUT_S,
         health_check_interval=30,
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), RETRIES),
-        retry_on_error=[redis.ConnectionError, redis.TimeoutError, BusyLoadingError],
+        # OSError: a refused connect() surfaces as the builtin error before redis-py wraps it.
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError, BusyLoadingError, OSError],
     )
 
 

@@ -1,0 +1,119 @@
+"""A real stack for integration tests: redis-server, action server and Rasa server on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import urllib.request
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Set
+
+import pytest
+from rasa.shared.core.domain import Domain
+
+from bot.model import ensure_trained
+from bot.paths import ROOT
+from bot.redis_server import EmbeddedRedis
+from bot.settings import Settings
+from bot.stack import ManagedProcess, action_server, rasa_server, service_env
+from tests.conftest import free_port
+
+READY_TIMEOUT_S = 240
+
+
+@dataclass
+class Stack:
+    redis_url: str
+    redis: Optional[EmbeddedRedis]
+    model: Path
+    log_dir: Path
+    rasa_port: int = field(default_factory=free_port)
+    action_port: int = field(default_factory=free_port)
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    actions: Optional[ManagedProcess] = None
+    rasa: Optional[ManagedProcess] = None
+
+    def env(self) -> Dict[str, str]:
+        return service_env(self.redis_url, self.action_port)
+
+    def start_actions(self) -> None:
+        log = open(self.log_dir / "actions.log", "ab")
+        self.actions = action_server(self.action_port, self.env(), output=log).start()
+        self.actions.wait_ready(READY_TIMEOUT_S)
+
+    def start_rasa(self) -> None:
+        log = open(self.log_dir / "rasa.log", "ab")
+        self.rasa = rasa_server(self.model, self.rasa_port, self.token, self.env(), output=log).start()
+        self.rasa.wait_ready(READY_TIMEOUT_S)
+
+    def restart_rasa(self) -> None:
+        self.rasa.stop()
+        self.start_rasa()
+
+    def stop(self) -> None:
+        for process in (self.rasa, self.actions):
+            if process is not None:
+                process.stop()
+
+    def send(self, sender: str, text: Any, timeout: float = 60) -> List[Dict[str, Any]]:
+        """POSTs to the REST webhook; returns the bot's messages (HTTP errors raise)."""
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.rasa_port}/webhooks/rest/webhook",
+            data=json.dumps({"sender": sender, "message": text}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            assert response.status == 200
+            return json.loads(response.read())
+
+    def api(self, path: str, token: Optional[str] = None) -> Any:
+        url = f"http://127.0.0.1:{self.rasa_port}{path}"
+        if token:
+            url += ("&" if "?" in url else "?") + f"token={token}"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return json.loads(response.read())
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    log_dir = tmp_path_factory.mktemp("stack-logs")
+    redis = None
+    if os.environ.get("REDIS_URL"):
+        redis_url = os.environ["REDIS_URL"]
+    else:
+        redis = EmbeddedRedis(free_port(), tmp_path_factory.mktemp("stack-redis")).start()
+        redis_url = redis.url
+    model = ensure_trained(Settings.from_env())
+    stack = Stack(redis_url=redis_url, redis=redis, model=model, log_dir=log_dir)
+    try:
+        stack.start_actions()
+        stack.start_rasa()
+        yield stack
+    finally:
+        stack.stop()
+        if redis is not None:
+            redis.stop()
+        for log in log_dir.glob("*.log"):  # kept next to the test output for diagnosis
+            print(f"--- {log.name} (tail) ---\n{log.read_text(errors='replace')[-3000:]}")
+
+
+@lru_cache(maxsize=1)
+def _domain() -> Domain:
+    return Domain.load(str(ROOT / "domain"))
+
+
+def response_texts(name: str) -> Set[str]:
+    """Every variation of a domain response, with slots left as placeholders."""
+    return {variation["text"] for variation in _domain().responses[name]}
+
+
+def all_response_texts() -> Set[str]:
+    """Every text the domain can say (responses without slot placeholders)."""
+    return {text for name in _domain().responses for text in response_texts(name)}
+
+
+def matches_response(message_text: str, name: str, **slots: str) -> bool:
+    return message_text in {text.format(**slots) for text in response_texts(name)}

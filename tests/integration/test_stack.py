@@ -1,0 +1,147 @@
+"""The assistant end to end over the REST webhook, with real Redis, actions and Rasa."""
+
+from __future__ import annotations
+
+import threading
+import urllib.error
+import uuid
+
+import pytest
+
+from bot.channels.polite import system_message
+from tests.integration.conftest import all_response_texts, matches_response
+
+pytestmark = pytest.mark.integration
+
+
+def new_sender() -> str:
+    return f"shopper-{uuid.uuid4().hex[:12]}"
+
+
+def texts(messages):
+    return [m.get("text") for m in messages]
+
+
+def test_greeting_gets_a_greeting(stack):
+    (reply,) = stack.send(new_sender(), "你好")
+    assert matches_response(reply["text"], "utter_greet")
+
+
+def test_return_request_is_honest_about_what_it_cannot_do_yet(stack):
+    (reply,) = stack.send(new_sender(), "我要退货")
+    assert matches_response(reply["text"], "utter_return_unavailable")
+
+
+def test_a_bare_order_number_asks_what_to_do_with_it(stack):
+    (reply,) = stack.send(new_sender(), "2026112012345678")
+    assert matches_response(reply["text"], "utter_got_order_id", order_id="2026112012345678")
+    assert [b["payload"] for b in reply["buttons"]] == ["/order_status", "/request_return", "/complain"]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("", "utter_unreadable"),
+        ("   ", "utter_unreadable"),
+        ("😂😂😂🙏", "utter_unreadable"),
+    ],
+    ids=["empty", "blank", "emoji-only"],
+)
+def test_bad_input_gets_a_polite_reply(stack, text, expected):
+    replies = stack.send(new_sender(), text)
+    assert replies, "the shopper must never meet silence"
+    assert matches_response(replies[0]["text"], expected)
+
+
+def test_a_10000_character_story_is_answered_and_stored_whole(stack):
+    sender = new_sender()
+    story = ("上个月在你们店买的吹风机，用了几次就开始冒烟，" * 500)[:9993] + "我要退货怎么办"
+    assert len(story) == 10_000
+    replies = stack.send(sender, story)
+    assert replies and replies[0]["text"] in all_response_texts()
+    assert user_texts(stack, sender) == [story]
+
+
+def test_mixed_chinese_and_english_is_understood(stack):
+    (reply,) = stack.send(new_sender(), "hello 我的parcel到哪了 order还没到")
+    assert matches_response(reply["text"], "utter_order_status_unavailable")
+
+
+def test_two_stage_fallback_clarifies_then_offers_a_human(stack):
+    sender = new_sender()
+    (clarify,) = stack.send(sender, "/nlu_fallback")
+    assert matches_response(clarify["text"], "utter_ask_affirmation")
+    assert clarify["buttons"][-1] == {"title": "都不是", "payload": "/out_of_scope"}
+
+    (rephrase,) = stack.send(sender, "/out_of_scope")
+    assert matches_response(rephrase["text"], "utter_ask_rephrase")
+
+    (clarify_again,) = stack.send(sender, "/nlu_fallback")
+    assert matches_response(clarify_again["text"], "utter_ask_affirmation")
+
+    (give_up,) = stack.send(sender, "/out_of_scope")
+    assert matches_response(give_up["text"], "utter_default")
+    assert give_up["buttons"][0]["payload"] == "/request_human"
+
+
+def test_clarification_button_answers_the_chosen_intent(stack):
+    sender = new_sender()
+    stack.send(sender, "/nlu_fallback")
+    (answer,) = stack.send(sender, "/request_return")
+    assert matches_response(answer["text"], "utter_return_unavailable")
+
+
+def test_http_api_requires_the_token(stack):
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        stack.api("/conversations/anyone/tracker")
+    assert denied.value.code == 401
+    assert stack.api("/conversations/anyone/tracker", token=stack.token)["sender_id"] == "anyone"
+
+
+def user_texts(stack, sender):
+    events = stack.api(f"/conversations/{sender}/tracker", token=stack.token)["events"]
+    return [e["text"] for e in events if e["event"] == "user"]
+
+
+def test_conversation_survives_a_rasa_restart(stack):
+    sender = new_sender()
+    stack.send(sender, "你好")
+    stack.send(sender, "我要退货")
+    stack.restart_rasa()
+    assert user_texts(stack, sender) == ["你好", "我要退货"]
+    (reply,) = stack.send(sender, "谢谢你")
+    assert matches_response(reply["text"], "utter_thanks")
+    assert user_texts(stack, sender) == ["你好", "我要退货", "谢谢你"]
+
+
+def needs_own_redis(stack):
+    if stack.redis is None:
+        pytest.skip("REDIS_URL points at a server this test cannot restart")
+
+
+def test_message_sent_while_redis_restarts_is_answered_and_kept(stack):
+    needs_own_redis(stack)
+    sender = new_sender()
+    stack.send(sender, "你好")
+    stack.redis.stop()
+    restarter = threading.Timer(1.0, stack.redis.start)
+    restarter.start()
+    try:
+        (reply,) = stack.send(sender, "我要退货")
+    finally:
+        restarter.join()
+    assert matches_response(reply["text"], "utter_return_unavailable")
+    assert user_texts(stack, sender) == ["你好", "我要退货"]
+
+
+def test_redis_outage_gets_an_apology_not_silence_and_recovers(stack):
+    needs_own_redis(stack)
+    sender = new_sender()
+    stack.redis.stop()
+    try:
+        (reply,) = stack.send(sender, "你好")
+        assert reply["text"] == system_message("turn_failed")
+    finally:
+        stack.redis.start()
+    (reply,) = stack.send(sender, "你好")
+    assert matches_response(reply["text"], "utter_greet")
