@@ -71,6 +71,9 @@ def main() -> int:
     parser.add_argument("--model", type=Path, help="model archive (default: train if stale)")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
+    import structlog  # Rasa logs every parse at debug level through structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
     from sklearn.metrics import accuracy_score, classification_report, f1_score
 
