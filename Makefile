@@ -9,13 +9,14 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help venv train run test test-unit validate test-stories test-nlu bench-nlu lock clean
+.PHONY: help venv train run test test-unit validate test-stories test-nlu test-kb bench-nlu bench-kb lock clean
 
 help:
 	@echo "make run    start Redis (embedded unless REDIS_URL is set), the action server and Rasa"
 	@echo "make test   run every test (pytest, data validation, conversation tests, NLU threshold)"
 	@echo "make train  train the model if data/, config or domain changed"
 	@echo "make bench-nlu  print intent accuracy / macro-F1 and entity F1 on the held-out set"
+	@echo "make bench-kb   print knowledge-base hit@1 / hit@3 / MRR and query latency"
 
 # Creates .venv with Python 3.10 and installs the pinned requirements; a no-op when up to date.
 venv: $(STAMP)
@@ -34,7 +35,7 @@ train: venv
 run: venv
 	$(PY) -m bot.runner
 
-test: venv train test-unit validate test-stories test-nlu
+test: venv train test-unit validate test-stories test-nlu test-kb
 	@echo "make test: all suites passed"
 
 # pytest exits 5 when it collects nothing: that is a broken suite, reported as such.
@@ -54,6 +55,12 @@ test-nlu: venv train
 
 bench-nlu: venv train
 	$(PY) scripts/bench_nlu.py
+
+test-kb: venv
+	$(PY) scripts/bench_kb.py --min-hit1 0.85 --min-hit3 0.95
+
+bench-kb: venv
+	$(PY) scripts/bench_kb.py
 
 # Re-resolves requirements.in into the fully pinned requirements.txt.
 lock:

@@ -1,0 +1,1 @@
+"""The consumer-rights knowledge base: statutes, entries and retrieval (no Rasa imports)."""

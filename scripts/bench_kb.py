@@ -1,0 +1,125 @@
+"""Knowledge-base retrieval quality and speed on the held-out shopper questions.
+
+Prints hit@1, hit@3 and MRR over questions that have an expected entry, how the answering
+decision treats them (answer / clarify / none), how questions with no suitable entry are
+handled, the index build time and the query latency. With --min-hit1/--min-hit3, exits 1
+below those figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import yaml  # noqa: E402
+
+from bot.knowledge.answering import decide  # noqa: E402
+from bot.knowledge.kb import load_entries  # noqa: E402
+from bot.knowledge.retrieval import KnowledgeIndex  # noqa: E402
+from bot.paths import ROOT  # noqa: E402
+
+HELDOUT = ROOT / "tests" / "data" / "kb_heldout.yml"
+
+
+def cross_validate(entries, show_misses: bool) -> int:
+    """Index half of each entry's paraphrases, query with the other half, then swap."""
+    ranks, kinds = [], Counter()
+    for fold in (0, 1):
+        kept = [replace(e, questions=e.questions[fold::2]) for e in entries]
+        held = [(q, e.id) for e in entries for q in e.questions[1 - fold :: 2]]
+        index = KnowledgeIndex(kept)
+        for text, expected in held:
+            hits = index.search(text, k=3)
+            kinds[decide(hits).kind] += 1
+            ranked = [h.entry.id for h in hits]
+            rank = ranked.index(expected) if expected in ranked else None
+            ranks.append(rank)
+            if show_misses and rank != 0:
+                print(f"  miss rank={rank} want={expected} got={ranked[:2]} | {text[:60]}")
+    n = len(ranks)
+    print(f"dev paraphrases       {n}")
+    print(f"hit@1 {sum(r == 0 for r in ranks) / n:.3f}  hit@3 {sum(r is not None for r in ranks) / n:.3f}  "
+          f"MRR {sum(1 / (r + 1) for r in ranks if r is not None) / n:.3f}")
+    print("decisions             " + "  ".join(f"{k} {kinds[k] / n:.2f}" for k in ("answer", "clarify", "none")))
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--min-hit1", type=float)
+    parser.add_argument("--min-hit3", type=float)
+    parser.add_argument("--show-misses", action="store_true")
+    parser.add_argument(
+        "--dev", action="store_true",
+        help="tune without the held-out set: 2-fold cross-validation over the KB's own paraphrases",
+    )
+    args = parser.parse_args()
+    if args.dev:
+        return cross_validate(load_entries(), args.show_misses)
+
+    questions = yaml.safe_load(HELDOUT.read_text(encoding="utf-8"))["questions"]
+    entries = load_entries()
+    started = time.perf_counter()
+    index = KnowledgeIndex(entries)
+    build_ms = (time.perf_counter() - started) * 1000
+    index.search("预热")
+
+    unknown = {i for q in questions for i in q["expected"]} - set(index.by_id)
+    if unknown:
+        print(f"held-out set names unknown entries: {sorted(unknown)}", file=sys.stderr)
+        return 2
+
+    hit1 = hit3 = rr = 0.0
+    latencies, positive_kinds, negative_kinds = [], Counter(), Counter()
+    positives = [q for q in questions if q["expected"]]
+    negatives = [q for q in questions if not q["expected"]]
+    for question in questions:
+        started = time.perf_counter()
+        hits = index.search(question["text"], k=3)
+        latencies.append((time.perf_counter() - started) * 1000)
+        kind = decide(hits).kind
+        if not question["expected"]:
+            negative_kinds[kind] += 1
+            continue
+        positive_kinds[kind] += 1
+        ranked = [h.entry.id for h in hits]
+        rank = next((i for i, entry_id in enumerate(ranked) if entry_id in question["expected"]), None)
+        hit1 += rank == 0
+        hit3 += rank is not None
+        rr += 1 / (rank + 1) if rank is not None else 0
+        if args.show_misses and rank != 0:
+            print(f"  miss rank={rank} want={question['expected']} got={ranked} | {question['text'][:70]}")
+
+    n = len(positives)
+    latencies.sort()
+    print(f"entries               {len(entries)} ({Counter(e.kind for e in entries)['rights']} rights, "
+          f"{Counter(e.kind for e in entries)['policy']} store policy)")
+    print(f"held-out questions    {n} with an answer, {len(negatives)} without")
+    print(f"hit@1                 {hit1 / n:.3f}")
+    print(f"hit@3                 {hit3 / n:.3f}")
+    print(f"MRR                   {rr / n:.3f}")
+    print(f"decisions (answerable)   " + "  ".join(f"{k} {positive_kinds[k] / n:.2f}" for k in ("answer", "clarify", "none")))
+    if negatives:
+        print(f"decisions (unanswerable) " + "  ".join(f"{k} {negative_kinds[k] / len(negatives):.2f}" for k in ("answer", "clarify", "none")))
+    print(f"index build ms        {build_ms:.0f}")
+    print(f"query latency ms      p50 {statistics.median(latencies):.2f}  p95 {latencies[int(0.95 * (len(latencies) - 1))]:.2f}")
+
+    failed = []
+    if args.min_hit1 is not None and hit1 / n < args.min_hit1:
+        failed.append(f"hit@1 {hit1 / n:.3f} < {args.min_hit1}")
+    if args.min_hit3 is not None and hit3 / n < args.min_hit3:
+        failed.append(f"hit@3 {hit3 / n:.3f} < {args.min_hit3}")
+    for message in failed:
+        print(f"FAIL: {message}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
