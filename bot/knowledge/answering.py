@@ -12,8 +12,10 @@ from bot.knowledge.retrieval import Hit
 ANSWER_MIN_CONFIDENCE = 0.45
 CLARIFY_MIN_CONFIDENCE = 0.2
 # The runner-up must trail by this factor, or the question is ambiguous and we ask.
-CLEAR_WIN_RATIO = 1.25
-# A second entry from another topic that explains this much of the question is offered too.
+CLEAR_WIN_RATIO = 1.2
+# A second entry from another topic is offered too when it explains this much of the question
+# that the answer does not (a question that mixes two topics).
+RELATED_MIN_ADDED = 0.2
 RELATED_MIN_CONFIDENCE = 0.35
 
 
@@ -40,7 +42,9 @@ def decide(hits: Sequence[Hit]) -> Decision:
             (
                 h
                 for h in hits[1:]
-                if h.entry.topic != best.entry.topic and h.confidence >= RELATED_MIN_CONFIDENCE
+                if h.entry.topic != best.entry.topic
+                and h.adds >= RELATED_MIN_ADDED
+                and h.confidence >= RELATED_MIN_CONFIDENCE
             ),
             None,
         )

@@ -67,6 +67,12 @@ class _Checker:
         return value.strip()
 
 
+def cite(law: str, article: int, quote: Optional[str] = None, statutes: Optional[Mapping[str, Statute]] = None) -> Citation:
+    """A citation of one article, its text taken verbatim from the statute file."""
+    statute = (statutes if statutes is not None else default_statutes())[law]
+    return Citation(law, article, statute.articles[article], statute.citation_line(article), quote)
+
+
 def _citations(check: _Checker, raw: Any, statutes: Mapping[str, Statute]) -> Tuple[Citation, ...]:
     if not isinstance(raw, list) or not raw:
         raise check.fail("citations", "must be a non-empty list (policy entries set kind: policy)")
@@ -85,7 +91,7 @@ def _citations(check: _Checker, raw: Any, statutes: Mapping[str, Statute]) -> Tu
         quote = item.get("quote")
         if quote is not None and (not isinstance(quote, str) or quote not in text):
             raise check.fail(f"{field}.quote", f"is not verbatim text of {statute.citation_line(article)}")
-        found.append(Citation(statute.title, article, text, statute.citation_line(article), quote))
+        found.append(cite(statute.title, article, quote, statutes))
     return tuple(found)
 
 

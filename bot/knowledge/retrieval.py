@@ -24,8 +24,8 @@ from bot.nlu.vocabulary import load_vocabulary, segment, synonym_table
 from bot.paths import KNOWLEDGE_DIR
 
 RETRIEVAL_VOCABULARY = KNOWLEDGE_DIR / "retrieval.yml"
-K1, B = 1.2, 0.75
-WHOLE_ENTRY_WEIGHT = 0.35
+K1, B = 1.2, 0.4
+WHOLE_ENTRY_WEIGHT = 2.0
 BIGRAM_WEIGHT = 0.3
 UNKNOWN_WORD_WEIGHT = 0.5
 _CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -36,6 +36,7 @@ class Hit:
     entry: Entry
     score: float
     confidence: float  # share of the question's informative weight that this entry explains
+    adds: float = 0.0  # share it explains that the best hit does not (a second topic)
 
 
 class Analyzer:
@@ -136,16 +137,28 @@ class KnowledgeIndex:
         for n, score in self._whole.scores(query).items():
             best[n] += WHOLE_ENTRY_WEIGHT * score
         ranked = sorted(best.items(), key=lambda item: -item[1])[:k]
-        return [Hit(self.entries[n], score, self._coverage(query, n)) for n, score in ranked]
+        if not ranked:
+            return []
+        top_words = self._matched(query, ranked[0][0])
+        return [
+            Hit(
+                self.entries[n],
+                score,
+                self._share(query, self._matched(query, n)),
+                self._share(query, self._matched(query, n) - top_words) if rank else 0.0,
+            )
+            for rank, (n, score) in enumerate(ranked)
+        ]
 
-    def _coverage(self, query: Counter, n: int) -> float:
-        """idf-weighted share of the question's words that appear in entry n's text."""
+    def _matched(self, query: Counter, n: int) -> set:
         doc = self._whole.docs[n]
+        return {t for t in query if not t.startswith("#") and t in doc}
+
+    def _share(self, query: Counter, words: set) -> float:
+        """idf-weighted share of the question's words that `words` cover."""
         known = [t for t in query if not t.startswith("#")]
-        if not known:
-            return 0.0
         total = sum(self._whole.idf.get(t, self._unknown_weight) for t in known)
-        matched = sum(self._whole.idf[t] for t in known if t in doc)
+        matched = sum(self._whole.idf[t] for t in words)
         return round(matched / total, 4) if total else 0.0
 
 

@@ -4,12 +4,15 @@ from rasa_sdk import Tracker
 import actions.rights as rights
 from actions.rights import ActionAnswerQuestion
 from bot.knowledge.retrieval import KnowledgeIndex
-from tests.knowledge.test_retrieval import ENTRIES
+from tests.knowledge.test_retrieval import ENTRIES, entry
+
+# A rights entry that competes with the store's invoice policy: "发票" alone is ambiguous.
+INVOICE_LAW = entry("invoice_law", "商家不给开发票合法吗", ["不给发票怎么办", "卖家拒开发票", "索要发票被拒"], topic="invoice_law")
 
 
 @pytest.fixture(autouse=True)
 def small_index(monkeypatch):
-    index = KnowledgeIndex(ENTRIES)
+    index = KnowledgeIndex(ENTRIES + [INVOICE_LAW])
     monkeypatch.setattr(rights, "default_index", lambda: index)
     return index
 
@@ -54,11 +57,13 @@ async def test_nothing_suitable_says_so_and_offers_a_human(dispatcher, domain):
 
 
 async def test_ambiguous_question_offers_entries_as_buttons(dispatcher, domain):
-    await run(dispatcher, domain, tracker("赔偿"))
+    await run(dispatcher, domain, tracker("发票"))
     (message,) = dispatcher.messages
     assert message["response"] == "utter_kb_clarify"
-    assert 2 <= len(message["buttons"]) <= 3
-    assert all(b["payload"].startswith('/ask_rights{"kb_entry": "') for b in message["buttons"])
+    assert [b["payload"] for b in message["buttons"]] == [
+        '/ask_policy{"kb_entry": "invoice"}',
+        '/ask_rights{"kb_entry": "invoice_law"}',
+    ]
 
 
 async def test_a_clarification_button_answers_that_entry(dispatcher, domain):

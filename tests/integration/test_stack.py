@@ -147,31 +147,37 @@ def test_redis_outage_gets_an_apology_not_silence_and_recovers(stack):
     assert matches_response(reply["text"], "utter_greet")
 
 
+def split_reply(messages):
+    """REST sends a custom payload as its own message: (texts, payloads)."""
+    return [m for m in messages if "text" in m], [m["custom"] for m in messages if "custom" in m]
+
+
 def test_rights_question_is_answered_with_citation_payload_and_a_follow_up(stack):
     from bot.knowledge.laws import default_statutes
 
     sender = new_sender()
-    answer, note, offer = stack.send(sender, "网上买的裙子收到后不喜欢，七天内能不能退")
-    payload = answer["custom"]
+    texts, (payload,) = split_reply(stack.send(sender, "网上买的裙子收到后不喜欢，七天内能不能退"))
+    answer, note, offer = texts
     assert payload["type"] == "rights_answer" and payload["confidence"] > 0
     assert "依据：《中华人民共和国消费者权益保护法》第二十五条" in answer["text"]
-    for citation in payload["citations"]:
-        assert default_statutes()[citation["law"]].articles[citation["article"]] == citation["text"]
+    assert payload["citations"] and all(
+        default_statutes()[c["law"]].articles[c["article"]] == c["text"] for c in payload["citations"]
+    )
     assert matches_response(note["text"], "utter_legal_note")
     assert matches_response(offer["text"], "utter_offer_request_return")
 
     (accepted,) = stack.send(sender, "好的")
     assert matches_response(accepted["text"], "utter_return_unavailable")
 
-    second = stack.send(sender, "那买到假货可以要求三倍赔偿吗")
-    assert second[0]["custom"]["type"] == "rights_answer"
-    assert not any(matches_response(m.get("text", ""), "utter_legal_note") for m in second)
+    texts, payloads = split_reply(stack.send(sender, "我在你们店买到的耳机是假货，能要求退一赔三吗"))
+    assert [p["type"] for p in payloads] in (["rights_answer"], [])  # answered, or clarified
+    assert not any(matches_response(m["text"], "utter_legal_note") for m in texts)
 
 
 def test_store_policy_question_is_marked_as_store_rules(stack):
-    (answer, *_rest) = stack.send(new_sender(), "你们家可以开电子发票吗")
-    assert answer["custom"]["type"] == "policy_answer"
-    assert "本店" in answer["text"]
+    texts, payloads = split_reply(stack.send(new_sender(), "满多少钱包邮啊"))
+    assert payloads and payloads[0]["type"] == "policy_answer"
+    assert "本店自行制定" in texts[0]["text"]
 
 
 def test_question_from_another_field_of_law_gets_no_invented_answer(stack):

@@ -67,8 +67,8 @@ def test_synonyms_fold_to_one_term():
     assert analyzer.words("退掉") == analyzer.words("退货")
 
 
-def hit(entry_id, score, confidence, topic="t"):
-    return Hit(entry(entry_id, entry_id, ["a", "b", "c"], topic=topic), score, confidence)
+def hit(entry_id, score, confidence, topic="t", adds=0.0):
+    return Hit(entry(entry_id, entry_id, ["a", "b", "c"], topic=topic), score, confidence, adds)
 
 
 def test_decide_answers_a_clear_confident_winner():
@@ -90,8 +90,19 @@ def test_decide_gives_up_when_nothing_fits():
 
 
 def test_decide_offers_a_second_topic_from_a_mixed_question():
-    decision = decide([hit("a", 10, 0.7, "fraud"), hit("b", 6, 0.5, "privacy")])
+    decision = decide([hit("a", 10, 0.7, "fraud"), hit("b", 6, 0.5, "privacy", adds=0.3)])
     assert decision.kind == "answer" and decision.related.entry.id == "b"
+
+
+def test_decide_does_not_offer_an_entry_that_adds_nothing_new():
+    decision = decide([hit("a", 10, 0.7, "fraud"), hit("b", 6, 0.9, "privacy", adds=0.1)])
+    assert decision.kind == "answer" and decision.related is None
+
+
+def test_mixed_question_reports_what_the_second_entry_adds(index):
+    first, *rest = index.search("买到的零食过期了能赔十倍吗，还有商家把我手机号泄露了")
+    second = next(h for h in rest if h.entry.id in ("privacy_leak", "food_ten") and h.entry.id != first.entry.id)
+    assert first.adds == 0.0 and second.adds > 0.25
 
 
 def test_payloads():

@@ -1,0 +1,1 @@
+"""Orders and returns: the order-system interface, its clients, and the return rules."""
