@@ -78,6 +78,7 @@ def main() -> int:
 
     hit1 = hit3 = rr = 0.0
     latencies, positive_kinds, negative_kinds = [], Counter(), Counter()
+    answered_right = 0
     positives = [q for q in questions if q["expected"]]
     negatives = [q for q in questions if not q["expected"]]
     for question in questions:
@@ -91,6 +92,7 @@ def main() -> int:
         positive_kinds[kind] += 1
         ranked = [h.entry.id for h in hits]
         rank = next((i for i, entry_id in enumerate(ranked) if entry_id in question["expected"]), None)
+        answered_right += kind == "answer" and rank == 0
         hit1 += rank == 0
         hit3 += rank is not None
         rr += 1 / (rank + 1) if rank is not None else 0
@@ -106,6 +108,8 @@ def main() -> int:
     print(f"hit@3                 {hit3 / n:.3f}")
     print(f"MRR                   {rr / n:.3f}")
     print(f"decisions (answerable)   " + "  ".join(f"{k} {positive_kinds[k] / n:.2f}" for k in ("answer", "clarify", "none")))
+    print(f"answer precision      {answered_right / max(1, positive_kinds['answer']):.3f}  "
+          "(answered directly and the answer was a right one)")
     if negatives:
         print(f"decisions (unanswerable) " + "  ".join(f"{k} {negative_kinds[k] / len(negatives):.2f}" for k in ("answer", "clarify", "none")))
     print(f"index build ms        {build_ms:.0f}")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Sequence, Tuple
 
 import yaml
+import zhconv
 
 from bot.knowledge.kb import Entry
 from bot.nlu.vocabulary import load_vocabulary, segment, synonym_table
@@ -53,8 +54,8 @@ class Analyzer:
         self.stopwords = {str(w) for w in data["stopwords"]}
 
     def _tokens(self, text: str) -> List[Tuple[str, str]]:
-        """(raw word, folded term) pairs, stopwords and punctuation dropped."""
-        text = unicodedata.normalize("NFKC", text).lower()
+        """(raw word, folded term) pairs, stopwords and punctuation dropped; 繁體 read as 简体."""
+        text = zhconv.convert(unicodedata.normalize("NFKC", text).lower(), "zh-cn")
         pairs = []
         for word, _start, _end in segment(text):
             if not word.strip() or not any(ch.isalnum() for ch in word) or word in self.stopwords:
