@@ -1,0 +1,67 @@
+"""Client for a real order-management system over HTTP (the same contract as RedisOrderSystem).
+
+Endpoints (JSON, `Authorization: Bearer <ORDER_SYSTEM_TOKEN>`):
+  GET  /customers/{customer_id}/orders    -> [order]
+  GET  /orders/{order_id}                 -> order, or 404
+  POST /returns                           -> {"return": return, "created": bool}
+  GET  /returns/{return_id}               -> return, or 404
+  GET  /customers/{customer_id}/returns   -> [return]
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, List, Optional, Tuple
+
+import aiohttp
+
+from bot.orders.client import NewReturn, OrderSystemError, OrderSystemUnavailable
+from bot.orders.models import Order, ReturnRequest, order_from_dict, return_from_dict, to_dict
+
+
+class HttpOrderSystem:
+    def __init__(self, base_url: str, token: str, timeout_s: float = 3.0) -> None:
+        self._base = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: Optional[aiohttp.ClientSession] = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
+        return self._session
+
+    async def _request(self, method: str, path: str, json: Any = None) -> Any:
+        try:
+            async with self._client().request(method, self._base + path, json=json) as response:
+                if response.status == 404:
+                    return None
+                if response.status >= 500:
+                    raise OrderSystemUnavailable(f"{method} {path}: HTTP {response.status}")
+                if response.status >= 400:
+                    raise OrderSystemError(f"{method} {path}: HTTP {response.status}")
+                return await response.json()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            raise OrderSystemUnavailable(f"{method} {path}: {error!r}") from error
+
+    async def orders_of(self, customer_id: str) -> List[Order]:
+        return [order_from_dict(o) for o in await self._request("GET", f"/customers/{customer_id}/orders") or []]
+
+    async def order(self, order_id: str) -> Optional[Order]:
+        found = await self._request("GET", f"/orders/{order_id}")
+        return order_from_dict(found) if found else None
+
+    async def create_return(self, request: NewReturn) -> Tuple[ReturnRequest, bool]:
+        body = await self._request("POST", "/returns", json=to_dict(request))
+        return return_from_dict(body["return"]), bool(body["created"])
+
+    async def get_return(self, return_id: str) -> Optional[ReturnRequest]:
+        found = await self._request("GET", f"/returns/{return_id}")
+        return return_from_dict(found) if found else None
+
+    async def returns_of(self, customer_id: str) -> List[ReturnRequest]:
+        return [return_from_dict(r) for r in await self._request("GET", f"/customers/{customer_id}/returns") or []]
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
