@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 from bot.model import ensure_trained
 from bot.paths import ROOT
@@ -21,16 +21,26 @@ from bot.stack import ManagedProcess, action_server, rasa_server, service_env
 READY_TIMEOUT_S = 180
 
 
-def api_token(settings: Settings) -> str:
-    """RASA_API_TOKEN, or a token generated once and kept in var/rasa_api_token."""
-    if settings.rasa_api_token:
-        return settings.rasa_api_token
-    path = settings.var_dir / "rasa_api_token"
+def persisted_secret(settings: Settings, configured: Optional[str], name: str) -> str:
+    """The configured secret, or one generated once and kept (mode 600) in var/<name>."""
+    if configured:
+        return configured
+    path = settings.var_dir / name
     if not path.exists():
         settings.var_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(32))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def api_token(settings: Settings) -> str:
+    """RASA_API_TOKEN, or a token generated once and kept in var/rasa_api_token."""
+    return persisted_secret(settings, settings.rasa_api_token, "rasa_api_token")
+
+
+def signing_secret(settings: Settings) -> str:
+    """STORE_SIGNING_SECRET (shared with the store's backend), or a local one in var/."""
+    return persisted_secret(settings, settings.store_signing_secret, "store_signing_secret")
 
 
 def how_to_chat(settings: Settings, model: Path, redis_url: str) -> str:
@@ -43,6 +53,8 @@ def how_to_chat(settings: Settings, model: Path, redis_url: str) -> str:
   terminal:  REDIS_URL={redis_url} ACTION_ENDPOINT_URL={settings.action_endpoint_url} \\
                .venv/bin/rasa shell --model {rel_model} --endpoints endpoints.yml --port {settings.rasa_port + 1}
   HTTP API:  token in {'RASA_API_TOKEN' if settings.rasa_api_token else settings.var_dir / 'rasa_api_token'}
+  logged-in demo shopper: add "metadata": {{"customer_token": "<token>"}} to the REST body, with a
+             token from `.venv/bin/python -m bot.identity c1001` (demo customers c1001, c1002)
 Press Ctrl-C to stop.
 """
 
@@ -67,7 +79,7 @@ def main() -> int:
             redis_url = redis.url
             print(f"started embedded Redis on 127.0.0.1:{redis.port} (data in {redis.data_dir})")
         model = ensure_trained(settings)
-        env = service_env(redis_url, settings.action_port)
+        env = {**service_env(redis_url, settings.action_port), "STORE_SIGNING_SECRET": signing_secret(settings)}
         ready_from = time.monotonic()
         children.append(action_server(settings.action_port, env).start())
         children.append(

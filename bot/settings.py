@@ -22,6 +22,10 @@ class Settings:
     cors_origins: str
     var_dir: Path
     models_dir: Path
+    store_signing_secret: Optional[str] = None
+    order_system_base_url: Optional[str] = None
+    order_system_token: Optional[str] = None
+    order_system_timeout_s: float = 3.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
@@ -39,6 +43,10 @@ class Settings:
             ),
             var_dir=Path(env.get("XIAOBAO_VAR_DIR", ROOT / "var")),
             models_dir=Path(env.get("XIAOBAO_MODELS_DIR", ROOT / "models")),
+            store_signing_secret=env.get("STORE_SIGNING_SECRET") or None,
+            order_system_base_url=env.get("ORDER_SYSTEM_BASE_URL") or None,
+            order_system_token=env.get("ORDER_SYSTEM_TOKEN") or None,
+            order_system_timeout_s=float(env.get("ORDER_SYSTEM_TIMEOUT_S", "3")),
         )
 
     @property

@@ -97,7 +97,7 @@ def assess(
     condition: Optional[Mapping[str, bool]] = None,
 ) -> Eligibility:
     """Whether `item` of `order` can be returned for `reason` on `today`, and on what basis."""
-    facts = {"item": item.name, "category": item.category, "today": chinese_date(today)}
+    facts = {"item": item.name, "item_id": item.item_id, "category": item.category, "today": chinese_date(today)}
     if order.status == OrderStatus.UNPAID:
         return _decision("cancel_unpaid", True, "cancel", facts)
     if order.status == OrderStatus.PAID:

@@ -64,6 +64,11 @@ class RedisOrderSystem:
                           {order.order_id: order.created_at.timestamp()})
             await self._call(pipe.execute())
 
+    async def replace_demo_orders(self, customers, orders: Sequence[Order]) -> None:
+        """Demo data is re-dated every start: drop the demo customers' old order index first."""
+        await self._call(self._redis.delete(*(self._key("customer", c, "orders") for c in customers)))
+        await self.save_orders(orders)
+
     async def orders_of(self, customer_id: str) -> List[Order]:
         ids = await self._call(self._redis.zrevrange(self._key("customer", customer_id, "orders"), 0, 49))
         orders = [await self.order(i.decode()) for i in ids]

@@ -22,6 +22,7 @@ from bot.stack import ManagedProcess, action_server, rasa_server, service_env
 from tests.conftest import free_port
 
 READY_TIMEOUT_S = 240
+SIGNING_SECRET = "integration-test-signing-secret"
 
 
 @dataclass
@@ -37,7 +38,7 @@ class Stack:
     rasa: Optional[ManagedProcess] = None
 
     def env(self) -> Dict[str, str]:
-        return service_env(self.redis_url, self.action_port)
+        return {**service_env(self.redis_url, self.action_port), "STORE_SIGNING_SECRET": SIGNING_SECRET}
 
     def start_actions(self) -> None:
         log = open(self.log_dir / "actions.log", "ab")
@@ -58,11 +59,12 @@ class Stack:
             if process is not None:
                 process.stop()
 
-    def send(self, sender: str, text: Any, timeout: float = 60) -> List[Dict[str, Any]]:
+    def send(self, sender: str, text: Any, timeout: float = 60, metadata: Optional[dict] = None) -> List[Dict[str, Any]]:
         """POSTs to the REST webhook; returns the bot's messages (HTTP errors raise)."""
+        body = {"sender": sender, "message": text, **({"metadata": metadata} if metadata else {})}
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.rasa_port}/webhooks/rest/webhook",
-            data=json.dumps({"sender": sender, "message": text}).encode(),
+            data=json.dumps(body).encode(),
             headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=timeout) as response:

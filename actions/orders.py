@@ -1,0 +1,128 @@
+"""Order status and logistics, return status, and short answers outside any form."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any, Dict, List, Optional, Text
+
+import yaml
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.returns import inform_payload, owned_order
+from actions.services import customer_of, order_system
+from bot.identity import phone_last4_matches
+from bot.orders.client import OrderSystemUnavailable
+from bot.orders.models import SHANGHAI, Order, OrderStatus
+from bot.paths import KNOWLEDGE_DIR
+
+_LAST4 = re.compile(r"(?<!\d)(\d{4})(?!\d)")
+PENDING_SLOT = "pending_lookup"
+
+
+@lru_cache(maxsize=1)
+def labels() -> Dict[str, Any]:
+    return yaml.safe_load((KNOWLEDGE_DIR / "order_labels.yml").read_text(encoding="utf-8"))
+
+
+def order_summary(order: Order) -> str:
+    status = labels()["order_status"][order.status]
+    lines = [f"订单 {order.order_id}（{'、'.join(i.name for i in order.items)}）：{status}"]
+    for event in order.logistics[-3:][::-1]:
+        lines.append(f"· {event.time.astimezone(SHANGHAI):%m-%d %H:%M} {event.description}")
+    return "\n".join(lines)
+
+
+def mentions(text: str, key: str) -> bool:
+    return any(word in text for word in labels()[key])
+
+
+async def show_order(dispatcher: CollectingDispatcher, tracker: Tracker, order: Order) -> None:
+    dispatcher.utter_message(response="utter_order_detail", summary=order_summary(order))
+    if order.status == OrderStatus.DELIVERED and mentions(tracker.latest_message.get("text") or "", "not_received_words"):
+        dispatcher.utter_message(response="utter_delivered_not_received")
+        dispatcher.utter_message(response="utter_offer_complain")
+
+
+class ActionOrderStatus(Action):
+    def name(self) -> Text:
+        return "action_order_status"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        try:
+            return await self._run(dispatcher, tracker)
+        except OrderSystemUnavailable:
+            dispatcher.utter_message(response="utter_order_lookup_down")
+            return []
+
+    async def _run(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> List[Dict[Text, Any]]:
+        text = tracker.latest_message.get("text") or ""
+        order_id = next(tracker.get_latest_entity_values("order_id"), None) or tracker.get_slot("order_id")
+        customer = await customer_of(tracker)
+        if not order_id and mentions(text, "return_words") and customer is not None:
+            return await self._show_returns(dispatcher, customer)
+        if order_id:
+            order = await owned_order(tracker, order_id)
+            if order is not None:
+                await show_order(dispatcher, tracker, order)
+                return []
+            if customer is None:  # ask for phone digits whether or not the order exists: no leak
+                dispatcher.utter_message(response="utter_ask_phone_last4")
+                return [SlotSet(PENDING_SLOT, order_id)]
+            dispatcher.utter_message(response="utter_order_not_found")
+            return [SlotSet("order_id", None)]
+        if customer is None:
+            dispatcher.utter_message(response="utter_ask_order_id_number")
+            return []
+        orders = (await (await order_system()).orders_of(customer))[:5]
+        if not orders:
+            dispatcher.utter_message(response="utter_no_orders")
+            return []
+        buttons = [{"title": f"{labels()['order_status'][o.status]} · {o.items[0].name}等{len(o.items)}件",
+                    "payload": "/order_status" + inform_payload(order_id=o.order_id)[len("/inform"):]}
+                   for o in orders]
+        dispatcher.utter_message(response="utter_pick_order_status", buttons=buttons)
+        return []
+
+    async def _show_returns(self, dispatcher: CollectingDispatcher, customer: str) -> List[Dict[Text, Any]]:
+        returns = await (await order_system()).returns_of(customer)
+        if not returns:
+            dispatcher.utter_message(response="utter_no_returns")
+            return []
+        lines = "\n".join(
+            f"· {r.return_id}（订单 {r.order_id}，{labels()['return_kind'][r.kind]}）：{labels()['return_status'][r.status]}"
+            for r in returns[:5]
+        )
+        dispatcher.utter_message(response="utter_returns_list", lines=lines)
+        return []
+
+
+class ActionHandleInform(Action):
+    """Short answers outside a form: phone digits for a pending lookup, or an order number."""
+
+    def name(self) -> Text:
+        return "action_handle_inform"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        pending: Optional[str] = tracker.get_slot(PENDING_SLOT)
+        digits = _LAST4.search(tracker.latest_message.get("text") or "")
+        if pending and digits:
+            try:
+                order = await (await order_system()).order(pending)
+            except OrderSystemUnavailable:
+                dispatcher.utter_message(response="utter_order_lookup_down")
+                return []
+            if order is None or not phone_last4_matches(order.phone, digits.group(1)):
+                dispatcher.utter_message(response="utter_order_not_found")
+                return [SlotSet(PENDING_SLOT, None)]
+            await show_order(dispatcher, tracker, order)
+            verified = list(tracker.get_slot("verified_order_ids") or []) + [pending]
+            return [SlotSet(PENDING_SLOT, None), SlotSet("verified_order_ids", verified)]
+        if next(tracker.get_latest_entity_values("order_id"), None):
+            dispatcher.utter_message(response="utter_got_order_id", order_id=tracker.get_slot("order_id"))
+            return []
+        dispatcher.utter_message(response="utter_inform_no_context")
+        return []

@@ -1,0 +1,396 @@
+"""The return form: order, items, reason, evidence, condition, confirmation, and the submit.
+
+The rules themselves live in bot.orders.eligibility; this module only asks, checks ownership,
+and calls the order system.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from typing import Any, Dict, List, Optional, Text, Tuple
+
+import yaml
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.services import customer_of, order_system, today
+from bot.identity import phone_last4_matches
+from bot.orders.client import NewReturn, OrderSystemUnavailable
+from bot.orders.eligibility import Eligibility, assess, condition_checks, condition_question
+from bot.orders.models import Order, OrderStatus, ReturnReason
+from bot.paths import KNOWLEDGE_DIR
+
+FORM = "return_form"
+RETURN_SLOTS = ("return_items", "return_reason", "return_evidence", "goods_condition",
+                "condition_answers", "return_confirmed", "phone_last4", "failed_verifications")
+MAX_VERIFICATION_FAILURES = 3
+EVIDENCE_MIN_CHARS = 4
+_LAST4 = re.compile(r"(?<!\d)(\d{4})(?!\d)")
+_DIGITS = re.compile(r"\d{5,}")
+_ORDINALS = {"第一": 0, "第1": 0, "第二": 1, "第2": 1, "第三": 2, "第3": 2, "第四": 3, "第4": 3}
+_ALL_WORDS = ("全部", "都退", "所有", "都要", "全退", "整单")
+
+
+@lru_cache(maxsize=1)
+def return_texts() -> Dict[str, Any]:
+    rules = yaml.safe_load((KNOWLEDGE_DIR / "return_rules.yml").read_text(encoding="utf-8"))
+    steps = yaml.safe_load((KNOWLEDGE_DIR / "return_next_steps.yml").read_text(encoding="utf-8"))
+    return {**rules, "next_steps": steps}
+
+
+def inform_payload(**entities: str) -> str:
+    return "/inform" + json.dumps(entities, ensure_ascii=False)
+
+
+def citation_line(decision: Eligibility) -> str:
+    return "、".join(c.line for c in decision.citations) or "本店售后规则"
+
+
+async def owned_order(tracker: Tracker, order_id: Optional[str]) -> Optional[Order]:
+    """The order if this shopper may see it: their own, or verified by phone digits. Else None."""
+    if not order_id:
+        return None
+    order = await (await order_system()).order(order_id)
+    if order is None:
+        return None
+    customer = await customer_of(tracker)
+    if customer is not None:
+        return order if order.customer_id == customer else None
+    return order if order_id in (tracker.get_slot("verified_order_ids") or []) else None
+
+
+def assess_items(order: Order, item_ids: List[str], reason: str, condition: Dict[str, bool]) -> List[Eligibility]:
+    return [assess(order, order.item(i), reason, today(), condition) for i in item_ids if order.item(i)]
+
+
+def needs_evidence(order: Order, reason: Optional[str]) -> bool:
+    return order.status == OrderStatus.DELIVERED and reason in ReturnReason.SELLER_FAULT
+
+
+def pending_condition_keys(order: Order, item_ids: List[str], answers: Dict[str, bool]) -> List[str]:
+    keys: List[str] = []
+    for item_id in item_ids:
+        for key in condition_checks(order.item(item_id)):
+            if key not in answers and key not in keys:
+                keys.append(key)
+    return keys
+
+
+class ValidateReturnForm(FormValidationAction):
+    def name(self) -> Text:
+        return "validate_return_form"
+
+    async def required_slots(
+        self, domain_slots: List[Text], dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[Text]:
+        if (tracker.get_slot("failed_verifications") or 0) >= MAX_VERIFICATION_FAILURES:
+            return []
+        order_id = tracker.get_slot("order_id")
+        if not order_id:
+            return ["order_id"]
+        anonymous = await customer_of(tracker) is None
+        if anonymous and order_id not in (tracker.get_slot("verified_order_ids") or []):
+            return ["order_id", "phone_last4"]
+        order = await owned_order(tracker, order_id)
+        if order is None:
+            return ["order_id"]
+        slots = ["order_id", "return_items", "return_reason"]
+        items, reason = tracker.get_slot("return_items"), tracker.get_slot("return_reason")
+        if not items or not reason:
+            return slots
+        if needs_evidence(order, reason):
+            slots.append("return_evidence")
+        answers = tracker.get_slot("condition_answers") or {}
+        decisions = assess_items(order, items, reason, answers)
+        if any(d.outcome == "needs_condition" for d in decisions):
+            return slots + ["goods_condition"]
+        if any(d.allowed for d in decisions):
+            slots.append("return_confirmed")
+        return slots
+
+    # -- order number -------------------------------------------------------------------
+    async def extract_order_id(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        if tracker.get_slot("requested_slot") != "order_id":
+            return {}
+        if next(tracker.get_latest_entity_values("order_id"), None) is None and _DIGITS.search(
+            tracker.latest_message.get("text") or ""
+        ):
+            dispatcher.utter_message(response="utter_order_id_malformed")
+            return {"order_id": None}
+        return {}
+
+    async def validate_order_id(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        if not value:
+            return {"order_id": None}
+        if await customer_of(tracker) is None:
+            return {"order_id": value}  # asked for phone digits whether or not it exists: no leak
+        try:
+            order = await owned_order(tracker, value)
+        except OrderSystemUnavailable:
+            dispatcher.utter_message(response="utter_order_system_down")
+            return {"order_id": None}
+        if order is None:
+            dispatcher.utter_message(response="utter_order_not_found")
+            return {"order_id": None}
+        return {"order_id": value}
+
+    # -- phone digits (anonymous shoppers) ------------------------------------------------
+    async def extract_phone_last4(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        if tracker.get_slot("requested_slot") != "phone_last4":
+            return {}
+        found = _LAST4.search(tracker.latest_message.get("text") or "")
+        return {"phone_last4": found.group(1)} if found else {}
+
+    async def validate_phone_last4(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        order_id = tracker.get_slot("order_id")
+        try:
+            order = await (await order_system()).order(order_id) if order_id else None
+        except OrderSystemUnavailable:
+            dispatcher.utter_message(response="utter_order_system_down")
+            return {"phone_last4": None}
+        if order is not None and phone_last4_matches(order.phone, value):
+            verified = list(tracker.get_slot("verified_order_ids") or []) + [order_id]
+            return {"phone_last4": value, "verified_order_ids": verified}
+        failures = (tracker.get_slot("failed_verifications") or 0) + 1
+        if failures >= MAX_VERIFICATION_FAILURES:
+            dispatcher.utter_message(response="utter_order_verification_failed_too_often")
+        else:
+            dispatcher.utter_message(response="utter_order_not_found")
+        return {"phone_last4": None, "order_id": None, "failed_verifications": failures}
+
+    # -- items --------------------------------------------------------------------------
+    async def extract_return_items(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        if tracker.get_slot("requested_slot") != "return_items":
+            return {}
+        order = await owned_order(tracker, tracker.get_slot("order_id"))
+        if order is None:
+            return {}
+        picked = list(tracker.get_latest_entity_values("item_id"))
+        text = tracker.latest_message.get("text") or ""
+        if "all" in picked or any(word in text for word in _ALL_WORDS):
+            return {"return_items": [i.item_id for i in order.items]}
+        picked += [order.items[n].item_id for word, n in _ORDINALS.items() if word in text and n < len(order.items)]
+        picked += [i.item_id for i in order.items if _names_item(text, i.name)]
+        picked = [i for i in dict.fromkeys(picked) if order.item(i)]
+        return {"return_items": picked} if picked else {}
+
+    async def validate_return_items(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        return {"return_items": value or None}
+
+    # -- reason -------------------------------------------------------------------------
+    async def extract_return_reason(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        if tracker.get_slot("requested_slot") != "return_reason":
+            return {}
+        reason = next(tracker.get_latest_entity_values("return_reason"), None)
+        if reason in ReturnReason.ALL:
+            return {"return_reason": reason}
+        text = tracker.latest_message.get("text") or ""
+        for candidate, words in return_texts()["reason_keywords"].items():
+            if any(word in text for word in words):
+                return {"return_reason": candidate}
+        return {}
+
+    async def validate_return_reason(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        return {"return_reason": value if value in ReturnReason.ALL else None}
+
+    # -- evidence -----------------------------------------------------------------------
+    async def extract_return_evidence(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        if tracker.get_slot("requested_slot") != "return_evidence":
+            return {}
+        metadata = tracker.latest_message.get("metadata") or {}
+        photos = [str(p) for p in metadata.get("attachments") or [] if p]
+        text = (tracker.latest_message.get("text") or "").strip()
+        if photos:
+            return {"return_evidence": [f"photo:{p}" for p in photos] + ([f"text:{text}"] if text else [])}
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        if text and intent not in ("stop", "ask_rights", "ask_policy", "request_human", "order_status"):
+            return {"return_evidence": [f"text:{text}"]}
+        return {}
+
+    async def validate_return_evidence(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        has_photo = any(v.startswith("photo:") for v in value or [])
+        described = sum(len(v) - len("text:") for v in value or [] if v.startswith("text:"))
+        if has_photo or described >= EVIDENCE_MIN_CHARS:
+            return {"return_evidence": value}
+        dispatcher.utter_message(response="utter_evidence_too_short")
+        return {"return_evidence": None}
+
+    # -- condition of the goods (完好) ----------------------------------------------------
+    async def extract_goods_condition(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        if tracker.get_slot("requested_slot") != "goods_condition":
+            return {}
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        if intent not in ("affirm", "deny"):
+            return {}
+        order = await owned_order(tracker, tracker.get_slot("order_id"))
+        answers = dict(tracker.get_slot("condition_answers") or {})
+        pending = pending_condition_keys(order, tracker.get_slot("return_items") or [], answers)
+        if not pending:
+            return {}
+        answers[pending[0]] = intent == "affirm"
+        return {"goods_condition": answers}
+
+    async def validate_goods_condition(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        order = await owned_order(tracker, tracker.get_slot("order_id"))
+        still = pending_condition_keys(order, tracker.get_slot("return_items") or [], value or {})
+        # Keep asking until every question for these items is answered.
+        return {"condition_answers": value, "goods_condition": None if still else value}
+
+    # -- confirmation -------------------------------------------------------------------
+    async def extract_return_confirmed(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        if tracker.get_slot("requested_slot") != "return_confirmed":
+            return {}
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        return {"return_confirmed": intent == "affirm"} if intent in ("affirm", "deny") else {}
+
+    async def validate_return_confirmed(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        return {"return_confirmed": bool(value)}
+
+
+def _names_item(text: str, name: str) -> bool:
+    """True when the shopper's words name this item: any 2-character run of the name."""
+    core = re.sub(r"[\s\d]+.*$", "", name) or name
+    return any(core[i : i + 2] in text for i in range(len(core) - 1))
+
+
+class ActionAskOrderId(Action):
+    def name(self) -> Text:
+        return "action_ask_order_id"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        customer = await customer_of(tracker)
+        orders: List[Order] = []
+        if customer is not None:
+            try:
+                orders = [o for o in await (await order_system()).orders_of(customer) if o.status != OrderStatus.UNPAID]
+            except OrderSystemUnavailable:
+                orders = []
+        if not orders:
+            dispatcher.utter_message(response="utter_ask_order_id_number")
+            return []
+        buttons = [
+            {"title": f"{o.created_at:%m-%d} {o.items[0].name}等{len(o.items)}件（{o.order_id}）",
+             "payload": inform_payload(order_id=o.order_id)}
+            for o in orders[:5]
+        ]
+        dispatcher.utter_message(response="utter_ask_pick_order", buttons=buttons)
+        return []
+
+
+class ActionAskReturnItems(Action):
+    def name(self) -> Text:
+        return "action_ask_return_items"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        order = await owned_order(tracker, tracker.get_slot("order_id"))
+        buttons = [{"title": f"{i.name}（¥{i.price:g}）", "payload": inform_payload(item_id=i.item_id)} for i in order.items]
+        buttons.append({"title": "全部商品", "payload": inform_payload(item_id="all")})
+        dispatcher.utter_message(response="utter_ask_pick_items", buttons=buttons)
+        return []
+
+
+class ActionAskReturnReason(Action):
+    def name(self) -> Text:
+        return "action_ask_return_reason"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        buttons = [{"title": label, "payload": inform_payload(return_reason=reason)}
+                   for reason, label in return_texts()["reason_labels"].items()]
+        dispatcher.utter_message(response="utter_ask_return_reason", buttons=buttons)
+        return []
+
+
+class ActionAskGoodsCondition(Action):
+    def name(self) -> Text:
+        return "action_ask_goods_condition"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        order = await owned_order(tracker, tracker.get_slot("order_id"))
+        pending = pending_condition_keys(order, tracker.get_slot("return_items") or [], tracker.get_slot("condition_answers") or {})
+        dispatcher.utter_message(response="utter_ask_condition_item", question=condition_question(pending[0]))
+        return []
+
+
+def summary(order: Order, item_ids: List[str], reason: str, answers: Dict[str, bool]) -> Tuple[List[Eligibility], List[Eligibility]]:
+    decisions = assess_items(order, item_ids, reason, answers)
+    return [d for d in decisions if d.allowed], [d for d in decisions if not d.allowed]
+
+
+def item_names(order: Order, decisions: List[Eligibility]) -> str:
+    return "、".join(d.facts["item"] for d in decisions)
+
+
+class ActionAskReturnConfirmed(Action):
+    def name(self) -> Text:
+        return "action_ask_return_confirmed"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        order = await owned_order(tracker, tracker.get_slot("order_id"))
+        reason = tracker.get_slot("return_reason")
+        allowed, refused = summary(order, tracker.get_slot("return_items"), reason, tracker.get_slot("condition_answers") or {})
+        for decision in refused:
+            dispatcher.utter_message(response="utter_return_not_eligible", explanation=decision.explanation,
+                                     citation=citation_line(decision))
+        first = allowed[0]
+        response = "utter_ask_confirm_cancel" if first.kind in ("cancel", "intercept") else "utter_ask_confirm_return"
+        dispatcher.utter_message(
+            response=response, order_id=order.order_id, items=item_names(order, allowed),
+            reason=return_texts()["reason_labels"][reason], explanation=first.explanation,
+            citation=citation_line(first),
+        )
+        return []
+
+
+class ActionSubmitReturn(Action):
+    def name(self) -> Text:
+        return "action_submit_return"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        reset = [SlotSet(slot, None) for slot in RETURN_SLOTS if slot != "failed_verifications"]
+        order = await owned_order(tracker, tracker.get_slot("order_id"))
+        reason = tracker.get_slot("return_reason")
+        if order is None or not reason:
+            return reset  # verification failed: already explained
+        allowed, refused = summary(order, tracker.get_slot("return_items") or [], reason,
+                                   tracker.get_slot("condition_answers") or {})
+        if not allowed:
+            for decision in refused:
+                dispatcher.utter_message(response="utter_return_not_eligible", explanation=decision.explanation,
+                                         citation=citation_line(decision))
+            return reset
+        if not tracker.get_slot("return_confirmed"):
+            dispatcher.utter_message(response="utter_return_not_submitted")
+            return reset
+        request = NewReturn(
+            order_id=order.order_id, customer_id=order.customer_id,
+            item_ids=tuple(d.facts["item_id"] for d in allowed), reason=reason, kind=allowed[0].kind,
+            evidence=tuple(tracker.get_slot("return_evidence") or ()),
+            condition=dict(tracker.get_slot("condition_answers") or {}),
+        )
+        try:
+            created_return, created = await (await order_system()).create_return(request)
+        except OrderSystemUnavailable:
+            dispatcher.utter_message(response="utter_order_system_down")
+            return [SlotSet("return_confirmed", None)]
+        steps = return_texts()["next_steps"]
+        next_steps = steps[created_return.kind].format(shipping=steps["shipping"][allowed[0].shipping_paid_by or "consumer"])
+        dispatcher.utter_message(
+            response="utter_return_created" if created else "utter_return_already_open",
+            return_id=created_return.return_id, next_steps=next_steps,
+            json_message={"type": "return_request", "return_id": created_return.return_id,
+                          "order_id": order.order_id, "items": list(request.item_ids), "kind": created_return.kind,
+                          "citations": [c.payload() for c in allowed[0].citations]},
+        )
+        return reset
+
+
+class ActionResetReturn(Action):
+    def name(self) -> Text:
+        return "action_reset_return"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        return [SlotSet(slot, None) for slot in RETURN_SLOTS] + [SlotSet("requested_slot", None)]

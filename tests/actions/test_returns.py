@@ -1,0 +1,98 @@
+"""Return-form validation with tracker/dispatcher fixtures and a real Redis order store."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from rasa_sdk import Tracker
+
+import actions.returns as returns
+from actions.returns import ValidateReturnForm
+from bot.orders.demo import demo_orders
+from bot.orders.redis_store import RedisOrderSystem
+
+CUSTOMER = "c1001"
+
+
+@pytest.fixture
+async def system(redis_url, monkeypatch):
+    store = RedisOrderSystem.from_url(redis_url, prefix=f"test:{uuid.uuid4().hex}:")
+    await store.save_orders(demo_orders(returns.today()))
+
+    async def order_system():
+        return store
+
+    monkeypatch.setattr(returns, "order_system", order_system)
+    yield store
+    await store.close()
+
+
+def tracker(text, customer=CUSTOMER, slots=None, intent="inform", entities=()):
+    async def customer_of(_tracker):
+        return customer
+
+    latest = {"text": text, "intent": {"name": intent, "confidence": 1.0}, "entities": list(entities), "metadata": {}}
+    return Tracker("s1", {"requested_slot": None, **(slots or {})}, latest,
+                   [{"event": "user", "text": text, "parse_data": latest}], False, None,
+                   {"name": "return_form"}, "action_listen"), customer_of
+
+
+async def validate(monkeypatch, dispatcher, domain, slot, value, **kwargs):
+    t, customer_of = tracker("x", **kwargs)
+    monkeypatch.setattr(returns, "customer_of", customer_of)
+    return await getattr(ValidateReturnForm(), f"validate_{slot}")(value, dispatcher, t, domain)
+
+
+async def test_own_order_is_accepted(system, monkeypatch, dispatcher, domain):
+    own = (await system.orders_of(CUSTOMER))[0].order_id
+    assert await validate(monkeypatch, dispatcher, domain, "order_id", own) == {"order_id": own}
+    assert dispatcher.messages == []
+
+
+async def test_other_customers_order_looks_exactly_like_an_unknown_one(system, monkeypatch, dispatcher, domain):
+    theirs = (await system.orders_of("c1002"))[0].order_id
+    result_theirs = await validate(monkeypatch, dispatcher, domain, "order_id", theirs)
+    result_unknown = await validate(monkeypatch, dispatcher, domain, "order_id", "2099010100000000")
+    assert result_theirs == result_unknown == {"order_id": None}
+    assert [m["response"] for m in dispatcher.messages] == ["utter_order_not_found"] * 2
+
+
+async def test_anonymous_order_number_is_kept_until_phone_digits_are_checked(system, monkeypatch, dispatcher, domain):
+    assert await validate(monkeypatch, dispatcher, domain, "order_id", "2099010100000000", customer=None) == {
+        "order_id": "2099010100000000"}
+
+
+async def test_right_phone_digits_verify_the_order(system, monkeypatch, dispatcher, domain):
+    order = (await system.orders_of(CUSTOMER))[0]
+    result = await validate(monkeypatch, dispatcher, domain, "phone_last4", order.phone[-4:],
+                            customer=None, slots={"order_id": order.order_id})
+    assert result == {"phone_last4": order.phone[-4:], "verified_order_ids": [order.order_id]}
+
+
+async def test_wrong_digits_reset_and_count_and_stop_after_three(system, monkeypatch, dispatcher, domain):
+    order = (await system.orders_of(CUSTOMER))[0]
+    result = await validate(monkeypatch, dispatcher, domain, "phone_last4", "0000", customer=None,
+                            slots={"order_id": order.order_id, "failed_verifications": 2})
+    assert result == {"phone_last4": None, "order_id": None, "failed_verifications": 3}
+    assert dispatcher.messages[-1]["response"] == "utter_order_verification_failed_too_often"
+
+
+async def test_a_one_word_description_is_not_enough_evidence(system, monkeypatch, dispatcher, domain):
+    assert await validate(monkeypatch, dispatcher, domain, "return_evidence", ["text:坏"]) == {"return_evidence": None}
+    assert await validate(monkeypatch, dispatcher, domain, "return_evidence", ["photo:https://x/1.jpg"]) == {
+        "return_evidence": ["photo:https://x/1.jpg"]}
+
+
+async def test_items_are_read_from_names_and_ordinals(system, monkeypatch, dispatcher, domain):
+    order = next(o for o in await system.orders_of(CUSTOMER) if o.order_id.endswith("11"))
+    for text, expected in [("连衣裙", ["i1"]), ("第二件", ["i2"]), ("全部都退", ["i1", "i2", "i3"])]:
+        t, customer_of = tracker(text, slots={"order_id": order.order_id, "requested_slot": "return_items"})
+        monkeypatch.setattr(returns, "customer_of", customer_of)
+        assert await ValidateReturnForm().extract_return_items(dispatcher, t, domain) == {"return_items": expected}
+
+
+async def test_reason_keywords_in_free_text(system, monkeypatch, dispatcher, domain):
+    for text, reason in [("收到就是坏的", "quality"), ("发错颜色了", "wrong_item"), ("就是不喜欢", "no_reason")]:
+        t, _ = tracker(text, slots={"requested_slot": "return_reason"})
+        assert await ValidateReturnForm().extract_return_reason(dispatcher, t, domain) == {"return_reason": reason}
