@@ -60,10 +60,11 @@ class ActionOrderStatus(Action):
 
     async def _run(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> List[Dict[Text, Any]]:
         text = tracker.latest_message.get("text") or ""
-        order_id = next(tracker.get_latest_entity_values("order_id"), None) or tracker.get_slot("order_id")
+        named = next(tracker.get_latest_entity_values("order_id"), None)
         customer = await customer_of(tracker)
-        if not order_id and mentions(text, "return_words") and customer is not None:
+        if not named and mentions(text, "return_words") and customer is not None:
             return await self._show_returns(dispatcher, customer)
+        order_id = named or tracker.get_slot("order_id")
         if order_id:
             order = await owned_order(tracker, order_id)
             if order is not None:

@@ -80,9 +80,27 @@ def pending_condition_keys(order: Order, item_ids: List[str], answers: Dict[str,
     return keys
 
 
+def apologise_on_outage(run):
+    """An order-system outage ends the step with an apology instead of an action-server error."""
+
+    async def guarded(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict):
+        try:
+            return await run(self, dispatcher, tracker, domain)
+        except OrderSystemUnavailable:
+            dispatcher.utter_message(response="utter_order_system_down")
+            requested = tracker.get_slot("requested_slot")
+            return [SlotSet(requested, None)] if requested else []
+
+    return guarded
+
+
 class ValidateReturnForm(FormValidationAction):
     def name(self) -> Text:
         return "validate_return_form"
+
+    @apologise_on_outage
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict):
+        return await super().run(dispatcher, tracker, domain)
 
     async def required_slots(
         self, domain_slots: List[Text], dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -261,6 +279,7 @@ class ActionAskOrderId(Action):
     def name(self) -> Text:
         return "action_ask_order_id"
 
+    @apologise_on_outage
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
         customer = await customer_of(tracker)
         orders: List[Order] = []
@@ -285,6 +304,7 @@ class ActionAskReturnItems(Action):
     def name(self) -> Text:
         return "action_ask_return_items"
 
+    @apologise_on_outage
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
         order = await owned_order(tracker, tracker.get_slot("order_id"))
         buttons = [{"title": f"{i.name}（¥{i.price:g}）", "payload": inform_payload(item_id=i.item_id)} for i in order.items]
@@ -308,6 +328,7 @@ class ActionAskGoodsCondition(Action):
     def name(self) -> Text:
         return "action_ask_goods_condition"
 
+    @apologise_on_outage
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
         order = await owned_order(tracker, tracker.get_slot("order_id"))
         pending = pending_condition_keys(order, tracker.get_slot("return_items") or [], tracker.get_slot("condition_answers") or {})
@@ -328,6 +349,7 @@ class ActionAskReturnConfirmed(Action):
     def name(self) -> Text:
         return "action_ask_return_confirmed"
 
+    @apologise_on_outage
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
         order = await owned_order(tracker, tracker.get_slot("order_id"))
         reason = tracker.get_slot("return_reason")
@@ -349,6 +371,7 @@ class ActionSubmitReturn(Action):
     def name(self) -> Text:
         return "action_submit_return"
 
+    @apologise_on_outage
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
         reset = [SlotSet(slot, None) for slot in RETURN_SLOTS if slot != "failed_verifications"]
         order = await owned_order(tracker, tracker.get_slot("order_id"))

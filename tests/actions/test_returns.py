@@ -96,3 +96,21 @@ async def test_reason_keywords_in_free_text(system, monkeypatch, dispatcher, dom
     for text, reason in [("收到就是坏的", "quality"), ("发错颜色了", "wrong_item"), ("就是不喜欢", "no_reason")]:
         t, _ = tracker(text, slots={"requested_slot": "return_reason"})
         assert await ValidateReturnForm().extract_return_reason(dispatcher, t, domain) == {"return_reason": reason}
+
+
+async def test_an_order_system_outage_gets_an_apology_not_an_error(embedded_redis, monkeypatch, dispatcher, domain):
+    store = RedisOrderSystem.from_url(embedded_redis.url)
+    await store.save_orders(demo_orders(returns.today()))
+    order_id = (await store.orders_of(CUSTOMER))[0].order_id
+
+    async def order_system():
+        return store
+
+    monkeypatch.setattr(returns, "order_system", order_system)
+    t, customer_of = tracker("x", slots={"order_id": order_id, "requested_slot": "return_items"})
+    monkeypatch.setattr(returns, "customer_of", customer_of)
+    embedded_redis.stop()
+    events = await returns.ActionAskReturnItems().run(dispatcher, t, domain)
+    assert [m["response"] for m in dispatcher.messages] == ["utter_order_system_down"]
+    assert events == [{"event": "slot", "timestamp": None, "name": "return_items", "value": None}]
+    await store.close()

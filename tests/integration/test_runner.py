@@ -91,7 +91,7 @@ def test_run_chat_stop_and_restart_with_history(tmp_path):
     second.wait_for(READY_MARK)
     assert "model up to date" in "".join(second.output)
     (reply,) = send(ports["RASA_PORT"], sender, "我要退货")
-    assert matches_response(reply["text"], "utter_return_unavailable")
+    assert matches_response(reply["text"], "utter_ask_order_id_number")
     url = f"http://127.0.0.1:{ports['RASA_PORT']}/conversations/{sender}/tracker?token={token}"
     with urllib.request.urlopen(url, timeout=30) as response:
         events = json.loads(response.read())["events"]
