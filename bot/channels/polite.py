@@ -1,19 +1,27 @@
-"""Wraps a channel's message handler so a failed turn ends in an apology, not silence."""
+"""Wraps a channel's message handler so the shopper never meets silence.
+
+A turn that raises (e.g. Redis is down) ends with an apology. So does a turn that produced no
+reply at all while the conversation is not paused: that is what Rasa does when the action
+server is unreachable (it logs the error and carries on without the action's messages).
+"""
 
 from __future__ import annotations
 
 import logging
 from functools import lru_cache
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Dict, Text
 
 import yaml
-from rasa.core.channels.channel import UserMessage
+from rasa.core.channels.channel import OutputChannel, UserMessage
+from sanic import Sanic
+from sanic.exceptions import SanicException
 
 from bot.paths import SYSTEM_MESSAGES
 
 logger = logging.getLogger(__name__)
 
 MessageHandler = Callable[[UserMessage], Awaitable[Any]]
+RASA_APP_NAMES = ("rasa_server", "rasa_core_no_api")
 
 
 @lru_cache(maxsize=1)
@@ -21,18 +29,65 @@ def system_message(key: str) -> str:
     return yaml.safe_load(SYSTEM_MESSAGES.read_text(encoding="utf-8"))[key]
 
 
+class CountingOutputChannel(OutputChannel):
+    """Passes every bot message through to the real channel, counting them."""
+
+    def __init__(self, inner: OutputChannel) -> None:
+        self.inner = inner
+        self.sent = 0
+
+    def name(self) -> Text:  # type: ignore[override]
+        return self.inner.name()
+
+    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        self.sent += 1
+        await self.inner.send_response(recipient_id, message)
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self.inner, attribute)
+
+
+async def conversation_paused(sender_id: Text) -> bool:
+    """Whether a person has taken the conversation over (then silence is expected)."""
+    for name in RASA_APP_NAMES:
+        try:
+            agent = Sanic.get_app(name).ctx.agent
+        except (SanicException, AttributeError):
+            continue
+        tracker = await agent.tracker_store.retrieve(sender_id)
+        return bool(tracker and tracker.is_paused())
+    return False
+
+
 def polite(on_new_message: MessageHandler) -> MessageHandler:
-    """Runs the turn; on any error, logs it and tells the shopper to resend."""
+    """Runs the turn; on an error or an unexplained silence, tells the shopper to resend."""
 
     async def handle(message: UserMessage) -> Any:
+        inner = message.output_channel
+        counting = CountingOutputChannel(inner) if inner is not None else None
+        message.output_channel = counting
         try:
-            return await on_new_message(message)
+            result = await on_new_message(message)
         except Exception:
             logger.exception("turn failed for conversation %s", message.sender_id)
-            if message.output_channel is not None:
-                await message.output_channel.send_text_message(
-                    message.sender_id, system_message("turn_failed")
-                )
+            await _apologise(inner, message.sender_id)
             return None
+        if counting is not None and counting.sent == 0 and not await _paused_or_unknown(message.sender_id):
+            logger.error("turn for conversation %s produced no reply (action server down?)", message.sender_id)
+            await _apologise(inner, message.sender_id)
+        return result
 
     return handle
+
+
+async def _paused_or_unknown(sender_id: Text) -> bool:
+    try:
+        return await conversation_paused(sender_id)
+    except Exception:  # the store is unreachable: the turn itself will have said so
+        logger.exception("could not read conversation %s", sender_id)
+        return True
+
+
+async def _apologise(channel: OutputChannel, sender_id: Text) -> None:
+    if channel is not None:
+        await channel.send_text_message(sender_id, system_message("turn_failed"))

@@ -184,3 +184,29 @@ def test_store_policy_question_is_marked_as_store_rules(stack):
 def test_question_from_another_field_of_law_gets_no_invented_answer(stack):
     replies = stack.send(new_sender(), "离婚的时候夫妻共同财产怎么分割")
     assert not any((m.get("custom") or {}).get("type") == "rights_answer" for m in replies)
+
+
+def test_an_ambiguous_rights_question_offers_entries_and_a_pick_answers_it(stack):
+    sender = new_sender()
+    (clarify,) = stack.send(sender, "想咨询一下定金的规定")
+    assert matches_response(clarify["text"], "utter_kb_clarify")
+    payloads = [b["payload"] for b in clarify["buttons"]]
+    assert len(payloads) == 3 and all(p.startswith('/ask_rights{"kb_entry": "contract_') for p in payloads)
+    picked = payloads[1].split('"kb_entry": "')[1].rstrip('"}')
+    texts, (answer,) = split_reply(stack.send(sender, payloads[1]))
+    assert answer["entry_id"] == picked and "依据：《中华人民共和国民法典》" in texts[0]["text"]
+
+
+def test_action_server_outage_gets_an_apology_and_recovers(stack):
+    sender = new_sender()
+    stack.actions.stop()
+    try:
+        (reply,) = stack.send(sender, "买到假货能要求退一赔三吗")
+        assert reply["text"] == system_message("turn_failed")
+        (greeting,) = stack.send(sender, "你好")  # what needs no action server still works
+        assert matches_response(greeting["text"], "utter_greet")
+    finally:
+        stack.start_actions()
+    texts, payloads = split_reply(stack.send(sender, "买到假货能要求退一赔三吗"))
+    assert payloads or matches_response(texts[0]["text"], "utter_kb_clarify")
+    assert user_texts(stack, sender) == ["买到假货能要求退一赔三吗", "你好", "买到假货能要求退一赔三吗"]

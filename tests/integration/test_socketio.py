@@ -1,0 +1,37 @@
+"""The socket.io channel with session persistence, as a browser widget uses it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+import socketio
+
+from tests.integration.conftest import matches_response
+
+pytestmark = pytest.mark.integration
+
+
+async def converse(url: str, session_id: str, text: str, expected_replies: int = 1):
+    client = socketio.AsyncClient(reconnection=False)
+    replies: "asyncio.Queue[dict]" = asyncio.Queue()
+    client.on("bot_uttered", replies.put)
+    await client.connect(url, transports=["websocket"], socketio_path="/socket.io")
+    try:
+        await client.emit("session_request", {"session_id": session_id})
+        await client.emit("user_uttered", {"message": text, "session_id": session_id})
+        return [await asyncio.wait_for(replies.get(), timeout=30) for _ in range(expected_replies)]
+    finally:
+        await client.disconnect()
+
+
+async def test_socketio_replies_and_keeps_the_session_across_reconnects(stack):
+    url = f"http://127.0.0.1:{stack.rasa_port}"
+    session_id = uuid.uuid4().hex
+    (greeting,) = await converse(url, session_id, "你好")
+    assert matches_response(greeting["text"], "utter_greet")
+    (thanks,) = await converse(url, session_id, "谢谢")  # a new socket, the same conversation
+    assert matches_response(thanks["text"], "utter_thanks")
+    events = stack.api(f"/conversations/{session_id}/tracker", token=stack.token)["events"]
+    assert [e["text"] for e in events if e["event"] == "user"] == ["你好", "谢谢"]
