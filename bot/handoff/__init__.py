@@ -1,0 +1,1 @@
+"""Escalation to people: triggers, tickets and the handoff queue (no Rasa imports)."""
