@@ -18,7 +18,7 @@ from rasa_sdk import Tracker
 from bot.identity import verify_customer_token
 from bot.orders.client import OrderSystem
 from bot.orders.demo import DEMO_CUSTOMERS, demo_orders
-from bot.orders.http_client import HttpOrderSystem
+from bot.orders.factory import order_system_for
 from bot.orders.models import SHANGHAI
 from bot.orders.redis_store import PREFIX, RedisOrderSystem
 from bot.settings import Settings
@@ -45,11 +45,7 @@ def _redis() -> aioredis.Redis:
 
 @lru_cache(maxsize=1)
 def _order_system() -> OrderSystem:
-    config = settings()
-    if config.order_system_base_url:
-        return HttpOrderSystem(config.order_system_base_url, config.order_system_token or "",
-                               config.order_system_timeout_s)
-    return RedisOrderSystem(_redis())
+    return order_system_for(settings(), _redis())
 
 
 async def order_system() -> OrderSystem:
@@ -87,3 +83,10 @@ async def customer_of(tracker: Tracker) -> Optional[str]:
             if bound:
                 return bound.decode()
     return None
+
+
+@lru_cache(maxsize=1)
+def tickets() -> "TicketStore":
+    from bot.handoff.tickets import TicketStore
+
+    return TicketStore(_redis())

@@ -16,7 +16,7 @@ from bot.model import ensure_trained
 from bot.paths import ROOT
 from bot.redis_server import EmbeddedRedis
 from bot.settings import Settings
-from bot.stack import ManagedProcess, action_server, rasa_server, service_env
+from bot.stack import ManagedProcess, action_server, console_server, rasa_server, service_env
 
 READY_TIMEOUT_S = 180
 
@@ -52,6 +52,8 @@ def how_to_chat(settings: Settings, model: Path, redis_url: str) -> str:
   socket.io: http://127.0.0.1:{settings.rasa_port}/socket.io  (events user_uttered / bot_uttered)
   terminal:  REDIS_URL={redis_url} ACTION_ENDPOINT_URL={settings.action_endpoint_url} \\
                .venv/bin/rasa shell --model {rel_model} --endpoints endpoints.yml --port {settings.rasa_port + 1}
+  console:   http://127.0.0.1:{settings.web_port}  (create an agent first:
+               .venv/bin/python -m bot.console add-agent NAME)
   HTTP API:  token in {'RASA_API_TOKEN' if settings.rasa_api_token else settings.var_dir / 'rasa_api_token'}
   logged-in demo shopper: add "metadata": {{"customer_token": "<token>"}} to the REST body, with a
              token from `.venv/bin/python -m bot.identity c1001` (demo customers c1001, c1002)
@@ -79,7 +81,8 @@ def main() -> int:
             redis_url = redis.url
             print(f"started embedded Redis on 127.0.0.1:{redis.port} (data in {redis.data_dir})")
         model = ensure_trained(settings)
-        env = {**service_env(redis_url, settings.action_port), "STORE_SIGNING_SECRET": signing_secret(settings)}
+        env = {**service_env(redis_url, settings.action_port), "STORE_SIGNING_SECRET": signing_secret(settings),
+               "RASA_API_TOKEN": token, "RASA_URL": f"http://127.0.0.1:{settings.rasa_port}"}
         ready_from = time.monotonic()
         children.append(action_server(settings.action_port, env).start())
         children.append(
@@ -88,6 +91,7 @@ def main() -> int:
                 bind_host=settings.bind_host, cors_origins=settings.cors_origins,
             ).start()
         )
+        children.append(console_server(settings.web_port, env).start())
         for child in children:
             child.wait_ready(READY_TIMEOUT_S)
         print(how_to_chat(settings, model, redis_url))

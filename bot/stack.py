@@ -123,3 +123,13 @@ def rasa_server(
         output=output,
     )
 
+
+
+def console_server(port: int, env: Dict[str, str], output: Union[int, IO, None] = None) -> ManagedProcess:
+    return ManagedProcess(
+        name="agent console",
+        command=[sys.executable, "-m", "bot.console", "serve"],
+        env={**env, "WEB_PORT": str(port)},
+        ready_url=f"http://127.0.0.1:{port}/login",
+        output=output,
+    )

@@ -1,0 +1,158 @@
+"""Complaint intake and escalation to a person: ticket, queue position, and pausing the bot."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import ConversationPaused, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.services import customer_of, order_system, tickets
+from bot.handoff.triggers import NORMAL, PRIORITY_ORDER, URGENT, Escalation, escalation_for, rules
+from bot.orders.client import OrderSystemUnavailable
+from bot.orders.models import to_dict
+
+MINUTES_PER_TICKET_AHEAD = 3
+DETAILS_FROM_FIRST_MESSAGE = 12  # a complaint that already tells the story needs no question
+
+
+def transcript(tracker: Tracker) -> List[Dict[str, Any]]:
+    """Every user and bot turn, with the citations the bot gave."""
+    turns = []
+    for event in tracker.events:
+        if event.get("event") == "user":
+            turns.append({"from": "user", "text": event.get("text") or "", "at": event.get("timestamp")})
+        elif event.get("event") == "bot":
+            custom = (event.get("data") or {}).get("custom")
+            turns.append({"from": "bot", "text": event.get("text") or "", "at": event.get("timestamp"),
+                          **({"custom": custom} if custom else {})})
+    return turns
+
+
+def kb_answers(turns: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    return [t["custom"] for t in turns if (t.get("custom") or {}).get("type") in ("rights_answer", "policy_answer")]
+
+
+def photos(tracker: Tracker) -> List[str]:
+    found = [p for p in tracker.get_slot("return_evidence") or [] if p.startswith("photo:")]
+    for event in tracker.events:
+        if event.get("event") == "user":
+            found += [f"photo:{p}" for p in (event.get("metadata") or {}).get("attachments") or []]
+    return list(dict.fromkeys(found))
+
+
+def most_urgent(*candidates: Optional[Escalation]) -> Optional[Escalation]:
+    present = [c for c in candidates if c is not None]
+    return min(present, key=lambda e: PRIORITY_ORDER[e.priority]) if present else None
+
+
+def user_intents(tracker: Tracker) -> List[str]:
+    return [((e.get("parse_data") or {}).get("intent") or {}).get("name") for e in tracker.events if e.get("event") == "user"]
+
+
+class ValidateComplaintForm(FormValidationAction):
+    def name(self) -> Text:
+        return "validate_complaint_form"
+
+    async def required_slots(self, domain_slots, dispatcher, tracker, domain) -> List[Text]:
+        text = tracker.get_slot("complaint_details") or tracker.latest_message.get("text") or ""
+        found = escalation_for(text, "complain")
+        if found is not None and found.priority == URGENT:
+            return []  # safety first: no questions, a person now
+        return ["complaint_details", "complaint_outcome"]
+
+    async def extract_complaint_details(self, dispatcher, tracker, domain) -> Dict[Text, Any]:
+        text = (tracker.latest_message.get("text") or "").strip()
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        requested = tracker.get_slot("requested_slot")
+        if intent in ("request_human", "stop") or not text:
+            return {}
+        if requested == "complaint_details" or (requested is None and len(text) >= DETAILS_FROM_FIRST_MESSAGE):
+            return {"complaint_details": text}
+        return {}
+
+    async def extract_complaint_outcome(self, dispatcher, tracker, domain) -> Dict[Text, Any]:
+        text = (tracker.latest_message.get("text") or "").strip()
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        if tracker.get_slot("requested_slot") != "complaint_outcome" or not text or intent in ("request_human", "stop"):
+            return {}
+        return {"complaint_outcome": text}
+
+
+class ActionAskComplaintOutcome(Action):
+    def name(self) -> Text:
+        return "action_ask_complaint_outcome"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        from bot.paths import KNOWLEDGE_DIR
+        import yaml
+
+        outcomes = yaml.safe_load((KNOWLEDGE_DIR / "handoff_messages.yml").read_text(encoding="utf-8"))["outcomes"]
+        dispatcher.utter_message(response="utter_ask_complaint_outcome",
+                                 buttons=[{"title": o, "payload": o} for o in outcomes])
+        return []
+
+
+class ActionEscalate(Action):
+    def name(self) -> Text:
+        return "action_escalate"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        text = tracker.latest_message.get("text") or ""
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        details = tracker.get_slot("complaint_details")
+        escalation = most_urgent(
+            escalation_for(text, intent, user_intents(tracker)[:-1]),
+            escalation_for(details, "complain") if details else None,
+        ) or Escalation("human_request" if intent == "request_human" else "complaint", NORMAL)
+
+        turns = transcript(tracker)
+        order = await self._order(tracker)
+        outcome = tracker.get_slot("complaint_outcome")
+        summary = "｜".join(part for part in (
+            rules()["categories"][escalation.category], details or text,
+            f"诉求：{outcome}" if outcome else "", f"订单：{order['order_id']}" if order else "",
+        ) if part)[:200]
+        store = tickets()
+        ticket, created = await store.create(
+            tracker.sender_id, escalation.category, escalation.priority,
+            tracker.get_latest_input_channel() or "unknown", summary,
+            customer=await customer_of(tracker), order_id=order["order_id"] if order else None,
+            evidence={"order": order, "photos": photos(tracker), "transcript": turns, "kb_answers": kb_answers(turns)},
+        )
+        ahead = max((await store.position(ticket.id) or 1) - 1, 0)
+        if not created:
+            dispatcher.utter_message(response="utter_handoff_already_queued", ticket_id=ticket.id, ahead=ahead)
+        elif escalation.priority == URGENT:
+            dispatcher.utter_message(response="utter_handoff_urgent", ticket_id=ticket.id)
+        else:
+            dispatcher.utter_message(response="utter_handoff_queued", ticket_id=ticket.id, ahead=ahead,
+                                     wait=max(1, (ahead + 1) * MINUTES_PER_TICKET_AHEAD))
+        return [SlotSet("complaint_details", None), SlotSet("complaint_outcome", None), ConversationPaused()]
+
+    async def _order(self, tracker: Tracker) -> Optional[Dict[str, Any]]:
+        from actions.returns import owned_order
+
+        try:
+            order = await owned_order(tracker, tracker.get_slot("order_id"))
+        except OrderSystemUnavailable:
+            return None
+        return to_dict(order) if order else None
+
+
+class ActionStoreRating(Action):
+    def name(self) -> Text:
+        return "action_store_rating"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        rating = next(tracker.get_latest_entity_values("csat"), None) or tracker.get_slot("csat")
+        try:
+            value = int(float(rating))
+        except (TypeError, ValueError):
+            value = 0
+        if 1 <= value <= 5:
+            await tickets().rate(tracker.sender_id, value)
+        dispatcher.utter_message(response="utter_thanks_for_rating")
+        return [SlotSet("csat", None)]

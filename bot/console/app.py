@@ -1,0 +1,390 @@
+"""The agent console: queue, conversation view, replies, claims and hand-back.
+
+create_app(config) is used by `python -m bot.console serve` and by the tests. Only logged-in
+agents reach pages, the JSON API and the WebSocket; every state-changing request carries the
+session's CSRF token; shopper text is escaped (Jinja2 autoescape, and textContent in the page).
+The Rasa API token stays on this server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import secrets
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, AsyncIterator, Dict, List, Optional
+
+import jinja2
+import redis.asyncio as aioredis
+import yaml
+from aiohttp import WSMsgType, web
+from aiohttp_session import get_session, new_session, setup as setup_session
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from cryptography.fernet import Fernet
+
+from bot.console.agents import AgentStore
+from bot.handoff.tickets import Ticket, TicketError, TicketStore, now
+from bot.orders.client import OrderSystem, OrderSystemError
+from bot.orders.factory import order_system_for
+from bot.orders.models import to_dict
+from bot.paths import KNOWLEDGE_DIR
+from bot.rasa_api import RasaApi, RasaApiError
+from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+TRACKER_KEY_PATTERN = "xiaobao:tracker:*"
+
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    redis_url: str
+    rasa_url: str
+    rasa_token: str
+    session_key: bytes  # 32 url-safe base64 bytes (a Fernet key)
+    secure_cookie: bool = False
+    poll_interval_s: float = 1.0
+    sla_interval_s: float = 5.0
+    settings: Settings = Settings.from_env({})
+
+
+@dataclass
+class Services:
+    redis: aioredis.Redis
+    tickets: TicketStore
+    agents: AgentStore
+    rasa: RasaApi
+    orders: OrderSystem
+
+
+CONFIG = web.AppKey("config", ConsoleConfig)
+SERVICES = web.AppKey("services", Services)
+TEMPLATES = web.AppKey("templates", jinja2.Environment)
+
+
+@lru_cache(maxsize=1)
+def console_texts() -> Dict[str, Any]:
+    texts = yaml.safe_load((KNOWLEDGE_DIR / "handoff_messages.yml").read_text(encoding="utf-8"))
+    texts["canned"] = yaml.safe_load((KNOWLEDGE_DIR / "canned_replies.yml").read_text(encoding="utf-8"))["replies"]
+    return texts
+
+
+# -- helpers --------------------------------------------------------------------------------
+def ticket_view(ticket: Ticket, at: Optional[dt.datetime] = None) -> Dict[str, Any]:
+    at = at or now()
+    created, due = dt.datetime.fromisoformat(ticket.created_at), dt.datetime.fromisoformat(ticket.sla_due)
+    view = {k: v for k, v in asdict(ticket).items() if k != "evidence"}
+    view.update(category_label=ticket.category_label, waiting_s=int((at - created).total_seconds()),
+                sla_remaining_s=int((due - at).total_seconds()))
+    return view
+
+
+def transcript_from_tracker(tracker: Dict[str, Any]) -> List[Dict[str, Any]]:
+    turns = []
+    for event in tracker.get("events", []):
+        if event.get("event") == "user":
+            turns.append({"from": "user", "text": event.get("text") or "", "at": event.get("timestamp")})
+        elif event.get("event") == "bot":
+            metadata = event.get("metadata") or {}
+            custom = (event.get("data") or {}).get("custom") or {}
+            turns.append({
+                "from": "agent" if metadata.get("sent_by") == "agent" else "bot",
+                "agent": metadata.get("agent"), "text": event.get("text") or "", "at": event.get("timestamp"),
+                "citations": [f"《{c['law']}》第{c['article']}条" for c in custom.get("citations", [])],
+            })
+    return turns
+
+
+async def current_agent(request: web.Request) -> Optional[str]:
+    return (await get_session(request)).get("agent")
+
+
+def json_error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+# -- middlewares ----------------------------------------------------------------------------
+PUBLIC = {"/login", "/static/console.js"}
+
+
+@web.middleware
+async def auth_and_csrf(request: web.Request, handler):
+    if request.path in PUBLIC:
+        return await handler(request)
+    session = await get_session(request)
+    if not session.get("agent"):
+        if request.path.startswith(("/api/", "/ws")):
+            return json_error(401, "not logged in")
+        raise web.HTTPFound("/login")
+    if request.method == "POST":
+        sent = request.headers.get("X-CSRF-Token")
+        if not sent or not secrets.compare_digest(sent, session.get("csrf", "")):
+            return json_error(403, "missing or wrong CSRF token")
+    return await handler(request)
+
+
+@web.middleware
+async def errors(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except (RasaApiError, OrderSystemError, ConnectionError, OSError) as error:
+        logger.exception("backend unavailable")
+        return json_error(503, f"a backend is unavailable: {type(error).__name__}")
+
+
+# -- pages ----------------------------------------------------------------------------------
+def render(request: web.Request, name: str, **context: Any) -> web.Response:
+    html = request.app[TEMPLATES].get_template(name).render(**context)
+    return web.Response(text=html, content_type="text/html", headers={
+        "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'",
+        "X-Frame-Options": "DENY"})
+
+
+async def login_page(request: web.Request) -> web.Response:
+    session = await get_session(request)
+    session.setdefault("login_csrf", secrets.token_urlsafe(24))
+    return render(request, "login.html", csrf=session["login_csrf"], error=request.query.get("error"))
+
+
+async def login(request: web.Request) -> web.Response:
+    form = await request.post()
+    session = await get_session(request)
+    if not secrets.compare_digest(str(form.get("csrf", "")), session.get("login_csrf", "")):
+        return json_error(403, "missing or wrong CSRF token")
+    agents = request.app[SERVICES].agents
+    name = str(form.get("name", ""))
+    client_key = f"{request.remote}:{name}"
+    if await agents.throttled(client_key):
+        return web.Response(status=429, text="登录尝试过多，请5分钟后再试。")
+    if not await agents.verify(name, str(form.get("password", ""))):
+        await agents.record_failure(client_key)
+        raise web.HTTPFound("/login?error=1")
+    await agents.clear_failures(client_key)
+    session = await new_session(request)  # a fresh session id on login: no fixation
+    session["agent"], session["csrf"] = name, secrets.token_urlsafe(24)
+    raise web.HTTPFound("/")
+
+
+async def logout(request: web.Request) -> web.Response:
+    (await get_session(request)).invalidate()
+    return web.json_response({"ok": True})
+
+
+async def queue_page(request: web.Request) -> web.Response:
+    session = await get_session(request)
+    return render(request, "queue.html", agent=session["agent"], csrf=session["csrf"])
+
+
+async def ticket_page(request: web.Request) -> web.Response:
+    session = await get_session(request)
+    ticket = await request.app[SERVICES].tickets.get(request.match_info["ticket_id"])
+    if ticket is None:
+        raise web.HTTPNotFound()
+    return render(request, "ticket.html", agent=session["agent"], csrf=session["csrf"], ticket=ticket,
+                  canned=console_texts()["canned"])
+
+
+# -- API ------------------------------------------------------------------------------------
+async def queue_snapshot(services: Services, agent: str) -> Dict[str, Any]:
+    at = now()
+    waiting = [ticket_view(t, at) for t in await services.tickets.queue()]
+    mine = [ticket_view(t, at) for t in await services.tickets.all_tickets() if t.status == "claimed" and t.assignee == agent]
+    return {"type": "queue", "waiting": waiting, "mine": mine}
+
+
+async def api_queue(request: web.Request) -> web.Response:
+    return web.json_response(await queue_snapshot(request.app[SERVICES], await current_agent(request)))
+
+
+async def conversation(services: Services, ticket: Ticket) -> Dict[str, Any]:
+    transcript = transcript_from_tracker(await services.rasa.tracker(ticket.sender_id))
+    orders, returns = [], []
+    if ticket.customer:
+        try:
+            orders = [to_dict(o) for o in await services.orders.orders_of(ticket.customer)]
+            returns = [to_dict(r) for r in await services.orders.returns_of(ticket.customer)]
+        except OrderSystemError:
+            logger.warning("order system unavailable for ticket %s", ticket.id)
+    return {"type": "conversation", "ticket": {**ticket_view(ticket), "evidence": ticket.evidence},
+            "transcript": transcript, "orders": orders, "returns": returns}
+
+
+async def load_ticket(request: web.Request) -> Ticket:
+    ticket = await request.app[SERVICES].tickets.get(request.match_info["ticket_id"])
+    if ticket is None:
+        raise web.HTTPNotFound(text="no such ticket")
+    return ticket
+
+
+async def api_ticket(request: web.Request) -> web.Response:
+    return web.json_response(await conversation(request.app[SERVICES], await load_ticket(request)))
+
+
+async def api_claim(request: web.Request) -> web.Response:
+    services, ticket = request.app[SERVICES], await load_ticket(request)
+    if not await services.tickets.claim(ticket.id, await current_agent(request)):
+        return json_error(409, "already claimed by another agent")
+    await services.rasa.pause(ticket.sender_id)  # the bot may have resumed after an SLA notice
+    return web.json_response({"ok": True})
+
+
+async def owned(request: web.Request) -> Ticket:
+    ticket, agent = await load_ticket(request), await current_agent(request)
+    if ticket.status != "claimed" or ticket.assignee != agent:
+        raise web.HTTPConflict(text=json.dumps({"error": "you do not own this conversation"}),
+                               content_type="application/json")
+    return ticket
+
+
+async def api_reply(request: web.Request) -> web.Response:
+    ticket = await owned(request)
+    text = str((await request.json()).get("text", "")).strip()
+    if not text or len(text) > 2000:
+        return json_error(400, "a reply needs 1 to 2000 characters")
+    agent = await current_agent(request)
+    prefix = console_texts()["agent_prefix"].format(agent=agent)
+    await request.app[SERVICES].rasa.send_bot_message(
+        ticket.sender_id, prefix + text, metadata={"sent_by": "agent", "agent": agent, "ticket": ticket.id})
+    return web.json_response({"ok": True})
+
+
+async def api_note(request: web.Request) -> web.Response:
+    ticket = await load_ticket(request)
+    text = str((await request.json()).get("text", "")).strip()
+    if not text:
+        return json_error(400, "an empty note")
+    await request.app[SERVICES].tickets.add_note(ticket.id, await current_agent(request), text)
+    return web.json_response({"ok": True})
+
+
+async def api_release(request: web.Request) -> web.Response:
+    ticket = await owned(request)
+    await request.app[SERVICES].tickets.release(ticket.id, await current_agent(request))
+    return web.json_response({"ok": True})
+
+
+async def api_transfer(request: web.Request) -> web.Response:
+    ticket, services = await owned(request), request.app[SERVICES]
+    to_agent = str((await request.json()).get("to", ""))
+    if to_agent not in await services.agents.names():
+        return json_error(400, "no such agent")
+    await services.tickets.transfer(ticket.id, await current_agent(request), to_agent)
+    return web.json_response({"ok": True})
+
+
+async def api_resolve(request: web.Request) -> web.Response:
+    """Resolve and hand back: the bot resumes, closes, and asks for a rating."""
+    ticket, services = await owned(request), request.app[SERVICES]
+    await services.tickets.resolve(ticket.id, await current_agent(request))
+    await services.rasa.resume(ticket.sender_id)
+    await services.rasa.trigger_intent(ticket.sender_id, "handed_back")
+    return web.json_response({"ok": True})
+
+
+async def count_conversations(redis: aioredis.Redis) -> int:
+    return sum([1 async for _ in redis.scan_iter(match=TRACKER_KEY_PATTERN, count=500)])
+
+
+async def api_dashboard(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    return web.json_response(await services.tickets.metrics(await count_conversations(services.redis)))
+
+
+async def api_canned(request: web.Request) -> web.Response:
+    return web.json_response(console_texts()["canned"])
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    """Pushes the queue every poll interval, and the watched conversation when it changes."""
+    agent = await current_agent(request)
+    services, config = request.app[SERVICES], request.app[CONFIG]
+    ws = web.WebSocketResponse(heartbeat=20)
+    await ws.prepare(request)
+    watched: Dict[str, Any] = {"id": None, "seen": None}
+
+    async def reader() -> None:
+        async for message in ws:
+            if message.type == WSMsgType.TEXT:
+                try:
+                    watched["id"] = json.loads(message.data).get("watch")
+                    watched["seen"] = None
+                except (ValueError, AttributeError):
+                    continue
+
+    reading = asyncio.create_task(reader())
+    try:
+        while not ws.closed and not reading.done():
+            await ws.send_json(await queue_snapshot(services, agent))
+            if watched["id"]:
+                ticket = await services.tickets.get(watched["id"])
+                if ticket is not None:
+                    view = await conversation(services, ticket)
+                    digest = json.dumps([view["transcript"], view["ticket"]["status"], view["ticket"]["assignee"],
+                                         view["ticket"]["notes"]], ensure_ascii=False)
+                    if digest != watched["seen"]:
+                        watched["seen"] = digest
+                        await ws.send_json(view)
+            await asyncio.sleep(config.poll_interval_s)
+    except (ConnectionResetError, RasaApiError):
+        pass
+    finally:
+        reading.cancel()
+    return ws
+
+
+# -- background: SLA --------------------------------------------------------------------------
+async def watch_sla(app: web.Application) -> None:
+    """Tells shoppers nobody claimed in time, gives them the ticket number, and lets the bot help."""
+    services, config = app[SERVICES], app[CONFIG]
+    while True:
+        try:
+            for ticket in await services.tickets.overdue():
+                text = console_texts()["sla_missed"].format(ticket_id=ticket.id)
+                await services.rasa.resume(ticket.sender_id)
+                await services.rasa.send_bot_message(ticket.sender_id, text, metadata={"sent_by": "system"})
+                await services.tickets.mark_sla_notified(ticket.id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("SLA check failed; retrying")
+        await asyncio.sleep(config.sla_interval_s)
+
+
+# -- app ------------------------------------------------------------------------------------
+async def resources(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    redis = aioredis.Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    app[SERVICES] = Services(redis, TicketStore(redis), AgentStore(redis),
+                             RasaApi(config.rasa_url, config.rasa_token), order_system_for(config.settings, redis))
+    sla = asyncio.create_task(watch_sla(app))
+    yield
+    sla.cancel()
+    await app[SERVICES].rasa.close()
+    await redis.aclose() if hasattr(redis, "aclose") else await redis.close()
+
+
+def create_app(config: ConsoleConfig) -> web.Application:
+    app = web.Application(middlewares=[errors])
+    setup_session(app, EncryptedCookieStorage(Fernet(config.session_key), cookie_name="xb_console", httponly=True,
+                                              secure=config.secure_cookie, samesite="Strict", max_age=8 * 3600))
+    app.middlewares.append(auth_and_csrf)
+    app[CONFIG] = config
+    app[TEMPLATES] = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
+    app.cleanup_ctx.append(resources)
+    app.add_routes([
+        web.get("/login", login_page), web.post("/login", login), web.post("/logout", logout),
+        web.get("/", queue_page), web.get("/tickets/{ticket_id}", ticket_page),
+        web.get("/api/queue", api_queue), web.get("/api/dashboard", api_dashboard), web.get("/api/canned", api_canned),
+        web.get("/api/tickets/{ticket_id}", api_ticket),
+        web.post("/api/tickets/{ticket_id}/claim", api_claim), web.post("/api/tickets/{ticket_id}/release", api_release),
+        web.post("/api/tickets/{ticket_id}/transfer", api_transfer), web.post("/api/tickets/{ticket_id}/reply", api_reply),
+        web.post("/api/tickets/{ticket_id}/note", api_note), web.post("/api/tickets/{ticket_id}/resolve", api_resolve),
+        web.get("/ws", websocket), web.static("/static", HERE / "static"),
+    ])
+    return app

@@ -1,0 +1,210 @@
+"""The agent console through aiohttp's test client, with a real Redis and a fake Rasa API on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+import uuid
+
+import pytest
+from aiohttp import web
+from cryptography.fernet import Fernet
+
+from bot.console.app import SERVICES, ConsoleConfig, create_app, watch_sla
+from bot.console.agents import AgentStore
+from bot.handoff.tickets import TicketStore
+
+RASA_TOKEN = "rasa-test-token"
+
+
+class FakeRasa:
+    """Rasa's HTTP API as the console uses it: trackers, appended events, triggered intents."""
+
+    def __init__(self):
+        self.events = {}
+        self.triggered = []
+
+    def app(self) -> web.Application:
+        async def check(request):
+            if request.query.get("token") != RASA_TOKEN:
+                raise web.HTTPUnauthorized()
+
+        async def tracker(request):
+            await check(request)
+            sender = request.match_info["sender"]
+            return web.json_response({"sender_id": sender, "events": self.events.get(sender, [])})
+
+        async def append(request):
+            await check(request)
+            self.events.setdefault(request.match_info["sender"], []).extend(await request.json())
+            return web.json_response({})
+
+        async def trigger(request):
+            await check(request)
+            self.triggered.append((request.match_info["sender"], (await request.json())["name"]))
+            return web.json_response({})
+
+        app = web.Application()
+        app.add_routes([web.get("/conversations/{sender}/tracker", tracker),
+                        web.post("/conversations/{sender}/tracker/events", append),
+                        web.post("/conversations/{sender}/trigger_intent", trigger)])
+        return app
+
+
+@pytest.fixture
+async def env(redis_url, aiohttp_server, aiohttp_client):
+    rasa = FakeRasa()
+    rasa_server = await aiohttp_server(rasa.app())
+    config = ConsoleConfig(redis_url=redis_url, rasa_url=str(rasa_server.make_url("")), rasa_token=RASA_TOKEN,
+                           session_key=Fernet.generate_key(), poll_interval_s=0.05, sla_interval_s=3600)
+    app = create_app(config)
+    client = await aiohttp_client(app)
+    services = app[SERVICES]
+    names = [f"alice{uuid.uuid4().hex[:6]}", f"bob{uuid.uuid4().hex[:6]}"]
+    for name in names:
+        await services.agents.add(name, "correct horse battery")
+    return {"client": client, "app": app, "rasa": rasa, "tickets": services.tickets, "agents": names,
+            "aiohttp_client": aiohttp_client}
+
+
+async def login(client, name, password="correct horse battery"):
+    page = await client.get("/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', await page.text()).group(1)
+    response = await client.post("/login", data={"name": name, "password": password, "csrf": csrf}, allow_redirects=False)
+    if response.status != 302 or response.headers["Location"] != "/":
+        return None
+    home = await client.get("/")
+    return re.search(r'name="csrf-token" content="([^"]+)"', await home.text()).group(1)
+
+
+async def new_ticket(tickets, summary="顾客要求转人工", sender=None):
+    sender = sender or f"s-{uuid.uuid4().hex[:8]}"
+    ticket, _ = await tickets.create(sender, "human_request", "normal", "socketio", summary)
+    return ticket
+
+
+async def test_everything_needs_a_login(env):
+    client = env["client"]
+    assert (await client.get("/", allow_redirects=False)).headers["Location"] == "/login"
+    assert (await client.get("/api/queue")).status == 401
+    assert (await client.get("/ws")).status == 401
+    assert (await client.post("/api/tickets/x/claim")).status == 401
+
+
+async def test_forged_session_cookie_is_not_a_login(env):
+    client = env["client"]
+    client.session.cookie_jar.update_cookies({"xb_console": "gAAAAABforged"})
+    assert (await client.get("/api/queue")).status == 401
+
+
+async def test_wrong_passwords_are_throttled(env):
+    client, name = env["client"], env["agents"][0]
+    for _ in range(5):
+        assert await login(client, name, "wrong password!") is None
+    page = await client.get("/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', await page.text()).group(1)
+    throttled = await client.post("/login", data={"name": name, "password": "correct horse battery", "csrf": csrf})
+    assert throttled.status == 429
+
+
+async def test_claim_reply_and_hand_back(env):
+    client, tickets, rasa = env["client"], env["tickets"], env["rasa"]
+    ticket = await new_ticket(tickets)
+    csrf = await login(client, env["agents"][0])
+    queue = await (await client.get("/api/queue")).json()
+    assert ticket.id in [t["id"] for t in queue["waiting"]]
+
+    assert (await client.post(f"/api/tickets/{ticket.id}/claim")).status == 403  # no CSRF header
+    headers = {"X-CSRF-Token": csrf}
+    assert (await client.post(f"/api/tickets/{ticket.id}/claim", headers=headers)).status == 200
+    reply = await client.post(f"/api/tickets/{ticket.id}/reply", json={"text": "您好，我来处理"}, headers=headers)
+    assert reply.status == 200
+    pause, bot = rasa.events[ticket.sender_id]
+    assert pause["event"] == "pause"
+    assert bot["event"] == "bot" and bot["text"].endswith("您好，我来处理") and "人工客服" in bot["text"]
+    assert bot["metadata"]["sent_by"] == "agent"
+
+    view = await (await client.get(f"/api/tickets/{ticket.id}")).json()
+    assert [t["from"] for t in view["transcript"]] == ["agent"]
+
+    assert (await client.post(f"/api/tickets/{ticket.id}/resolve", headers=headers)).status == 200
+    assert rasa.events[ticket.sender_id][-1]["event"] == "resume"
+    assert rasa.triggered == [(ticket.sender_id, "handed_back")]
+
+
+async def test_only_the_owner_can_reply(env):
+    tickets = env["tickets"]
+    ticket = await new_ticket(tickets)
+    alice, bob = env["client"], await env["aiohttp_client"](env["app"])
+    alice_csrf = await login(alice, env["agents"][0])
+    bob_csrf = await login(bob, env["agents"][1])
+    await alice.post(f"/api/tickets/{ticket.id}/claim", headers={"X-CSRF-Token": alice_csrf})
+    lost = await bob.post(f"/api/tickets/{ticket.id}/claim", headers={"X-CSRF-Token": bob_csrf})
+    assert lost.status == 409
+    denied = await bob.post(f"/api/tickets/{ticket.id}/reply", json={"text": "hi"}, headers={"X-CSRF-Token": bob_csrf})
+    assert denied.status == 409 and ticket.sender_id not in env["rasa"].events or all(
+        e["event"] != "bot" for e in env["rasa"].events.get(ticket.sender_id, []))
+
+
+async def test_shopper_text_is_escaped(env):
+    client, tickets = env["client"], env["tickets"]
+    ticket = await new_ticket(tickets, summary="<script>alert('x')</script>")
+    await login(client, env["agents"][0])
+    html = await (await client.get(f"/tickets/{ticket.id}")).text()
+    assert "<script>alert" not in html and "&lt;script&gt;alert" in html
+
+
+async def test_websocket_pushes_the_queue_and_the_watched_conversation(env):
+    client, tickets, rasa = env["client"], env["tickets"], env["rasa"]
+    ticket = await new_ticket(tickets)
+    rasa.events[ticket.sender_id] = [{"event": "user", "text": "还在吗？", "timestamp": 1}]
+    await login(client, env["agents"][0])
+    ws = await client.ws_connect("/ws")
+    await ws.send_json({"watch": ticket.id})
+    seen = set()
+    for _ in range(20):
+        message = await asyncio.wait_for(ws.receive_json(), timeout=5)
+        seen.add(message["type"])
+        if message["type"] == "conversation":
+            assert message["transcript"][0]["text"] == "还在吗？"
+            break
+    assert seen >= {"queue", "conversation"}
+    await ws.close()
+
+
+async def test_unclaimed_ticket_past_its_sla_tells_the_shopper(env):
+    tickets, rasa, app = env["tickets"], env["rasa"], env["app"]
+    ticket = await new_ticket(tickets)
+    store: TicketStore = tickets
+    await store._redis.set(store._key("ticket", ticket.id), (await store._redis.get(store._key("ticket", ticket.id)))
+                           .decode().replace(ticket.sla_due, (dt.datetime.fromisoformat(ticket.created_at) - dt.timedelta(minutes=1)).isoformat()))
+    task = asyncio.create_task(watch_sla(app))
+    for _ in range(50):
+        await asyncio.sleep(0.05)
+        if (await tickets.get(ticket.id)).sla_notified:
+            break
+    task.cancel()
+    events = rasa.events[ticket.sender_id]
+    assert [e["event"] for e in events] == ["resume", "bot"] and ticket.id in events[1]["text"]
+
+
+async def test_dashboard(env):
+    client = env["client"]
+    await login(client, env["agents"][0])
+    metrics = await (await client.get("/api/dashboard")).json()
+    assert set(metrics) >= {"conversations", "automation_rate", "escalation_rate", "median_wait_s", "csat"}
+
+
+async def test_agent_passwords_are_hashed(redis_url):
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_url)
+    store = AgentStore(client, prefix=f"test:{uuid.uuid4().hex}:")
+    await store.add("carol", "a long password")
+    stored = await client.hget(store._prefix + "agents", "carol")
+    assert stored.startswith(b"$argon2") and b"a long password" not in stored
+    assert await store.verify("carol", "a long password") and not await store.verify("carol", "wrong")
+    with pytest.raises(ValueError):
+        await store.add("dave", "short")
+    await client.close()
