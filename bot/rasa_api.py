@@ -55,7 +55,11 @@ class RasaApi:
         await self.append_events(sender_id, [{"event": "pause", "timestamp": time.time()}], deliver=False)
 
     async def resume(self, sender_id: str) -> None:
-        await self.append_events(sender_id, [{"event": "resume", "timestamp": time.time()}], deliver=False)
+        """The bot answers again. While paused nothing listened, so a listen is recorded too:
+        the next message is then judged exactly like any fresh message."""
+        await self.append_events(sender_id, [{"event": "resume", "timestamp": time.time()},
+                                             {"event": "action", "name": "action_listen", "timestamp": time.time()}],
+                                 deliver=False)
 
     async def trigger_intent(self, sender_id: str, intent: str) -> None:
         await self._call("POST", f"/conversations/{sender_id}/trigger_intent",

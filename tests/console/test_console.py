@@ -129,7 +129,7 @@ async def test_claim_reply_and_hand_back(env):
     assert [t["from"] for t in view["transcript"]] == ["agent"]
 
     assert (await client.post(f"/api/tickets/{ticket.id}/resolve", headers=headers)).status == 200
-    assert rasa.events[ticket.sender_id][-1]["event"] == "resume"
+    assert [e["event"] for e in rasa.events[ticket.sender_id][-2:]] == ["resume", "action"]
     assert rasa.triggered == [(ticket.sender_id, "handed_back")]
 
 
@@ -186,7 +186,7 @@ async def test_unclaimed_ticket_past_its_sla_tells_the_shopper(env):
             break
     task.cancel()
     events = rasa.events[ticket.sender_id]
-    assert [e["event"] for e in events] == ["resume", "bot"] and ticket.id in events[1]["text"]
+    assert [e["event"] for e in events] == ["resume", "action", "bot"] and ticket.id in events[2]["text"]
 
 
 async def test_dashboard(env):

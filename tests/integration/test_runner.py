@@ -72,7 +72,7 @@ def send(port, sender, text):
 
 
 def test_run_chat_stop_and_restart_with_history(tmp_path):
-    ports = {name: free_port() for name in ("RASA_PORT", "ACTION_PORT", "EMBEDDED_REDIS_PORT")}
+    ports = {name: free_port() for name in ("RASA_PORT", "ACTION_PORT", "EMBEDDED_REDIS_PORT", "WEB_PORT")}
     env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "XIAOBAO_VAR_DIR": str(tmp_path)}
     env.pop("REDIS_URL", None)  # exercise the embedded Redis that `make run` brings
     env.pop("RASA_API_TOKEN", None)
