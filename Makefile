@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help venv train run test test-unit validate test-stories test-nlu test-kb bench-nlu bench-kb lock clean
+.PHONY: help venv browser train run test test-unit validate test-stories test-nlu test-kb bench-nlu bench-kb lock clean
 
 help:
 	@echo "make run    start Redis (embedded unless REDIS_URL is set), the action server and Rasa"
@@ -29,13 +29,18 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $(STAMP)
 
+# Browser tests use Debian's chromium (never a downloaded browser); CI runs as root.
+browser:
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium for browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 train: venv
 	$(PY) -m bot.model train
 
 run: venv
 	$(PY) -m bot.runner
 
-test: venv train test-unit validate test-stories test-nlu test-kb
+test: venv browser train test-unit validate test-stories test-nlu test-kb
 	@echo "make test: all suites passed"
 
 # pytest exits 5 when it collects nothing: that is a broken suite, reported as such.

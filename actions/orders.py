@@ -13,7 +13,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.returns import inform_payload, owned_order
-from actions.services import customer_of, order_system
+from actions.services import customer_of, order_system, tickets
 from bot.identity import phone_last4_matches
 from bot.orders.client import OrderSystemUnavailable
 from bot.orders.models import SHANGHAI, Order, OrderStatus
@@ -108,6 +108,12 @@ class ActionHandleInform(Action):
         return "action_handle_inform"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        phone = next(tracker.get_latest_entity_values("phone"), None)
+        ticket = await tickets().open_ticket_for(tracker.sender_id) if phone else None
+        if ticket is not None:  # a number left for the callback offered while waiting for a person
+            await tickets().add_note(ticket.id, "小保", f"顾客请求回电：{phone}")
+            dispatcher.utter_message(response="utter_callback_recorded", ticket_id=ticket.id)
+            return []
         pending: Optional[str] = tracker.get_slot(PENDING_SLOT)
         digits = _LAST4.search(tracker.latest_message.get("text") or "")
         if pending and digits:

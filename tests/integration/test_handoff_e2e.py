@@ -56,6 +56,18 @@ class ShopperSocket:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
+async def stored_ticket(redis_url, ticket_id):
+    import redis.asyncio as aioredis
+
+    from bot.handoff.tickets import TicketStore
+
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        return await TicketStore(client).get(ticket_id)
+    finally:
+        await client.close()
+
+
 @pytest.fixture
 def console(stack, tmp_path):
     from bot.console.agents import AgentStore
@@ -116,6 +128,12 @@ def test_shopper_escalates_agent_replies_and_hands_back(stack, console):
             shopper.wait_for(lambda t: matches_response(t, "utter_handback_closing"))
             shopper.wait_for(lambda t: matches_response(t, "utter_ask_rating"))
             browser.close()
+
+        shopper.say('/rate{"csat": 5}')
+        shopper.wait_for(lambda t: matches_response(t, "utter_thanks_for_rating"))
+        rated = asyncio.run(stored_ticket(stack.redis_url, ticket_id))
+        assert rated.rating == 5 and rated.status == "resolved" and rated.assignee == agent
+        assert [t["text"] for t in rated.evidence["transcript"] if t["from"] == "user"] == ["转人工"]
 
         shopper.say("你好")
         shopper.wait_for(lambda t: matches_response(t, "utter_greet"))  # the bot answers again

@@ -63,6 +63,8 @@
     document.getElementById("notes").replaceChildren(...(t.notes.length ? t.notes.map((n) => el("div", n.agent + "：" + n.text)) : [el("p", "无")]));
     document.getElementById("orders").replaceChildren(...(view.orders.length ? view.orders.map((o) =>
       el("div", o.order_id + " · " + o.status + " · " + o.items.map((i) => i.name).join("、"))) : [el("p", "无")]));
+    document.getElementById("returns").replaceChildren(...(view.returns.length ? view.returns.map((r) =>
+      el("div", r.return_id + " · 订单 " + r.order_id + " · " + r.kind + " · " + r.status)) : [el("p", "无")]));
   }
 
   function connect(onMessage, watch) {
