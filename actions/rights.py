@@ -6,10 +6,9 @@ import json
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import FollowupAction, SlotSet
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.handoff.triggers import URGENT, escalation_for
 from bot.knowledge.answering import Decision, answer_payload, decide, intent_for
 from bot.knowledge.kb import Entry
 from bot.knowledge.retrieval import Hit, KnowledgeIndex, default_index
@@ -41,9 +40,6 @@ class ActionAnswerQuestion(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
         text = tracker.latest_message.get("text") or ""
-        found = escalation_for(text, (tracker.latest_message.get("intent") or {}).get("name"))
-        if found is not None and found.priority == URGENT:
-            return [FollowupAction("action_escalate")]  # a safety incident goes to a person first
         index = default_index()
         picked = chosen_entry(tracker, index)
         if picked is not None:

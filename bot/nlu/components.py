@@ -30,10 +30,12 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from bot.handoff.triggers import URGENT, escalation_for
 from bot.nlu.text import is_unreadable, nlu_windows
 from bot.nlu.vocabulary import default_matcher, ensure_jieba, segment
 
 UNREADABLE_INTENT = "unreadable"
+COMPLAINT_INTENT = "complain"
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER, is_trainable=False)
@@ -110,13 +112,8 @@ class SpacyEntityRuler(GraphComponent, EntityExtractorMixin):
         return messages
 
 
-@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
-class UnreadableMessageGuard(GraphComponent):
-    """Routes empty, emoji-only and punctuation-only messages to the `unreadable` intent.
-
-    A classifier always guesses something; for a message with no words the honest answer is
-    a gentle "what can I help with", whatever the guess was.
-    """
+class _IntentGuard(GraphComponent):
+    """Overrides the classifier's intent for messages where the right route is not a guess."""
 
     @classmethod
     def create(
@@ -125,16 +122,45 @@ class UnreadableMessageGuard(GraphComponent):
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-    ) -> "UnreadableMessageGuard":
+    ) -> "_IntentGuard":
         return cls()
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         return training_data
 
+    def override(self, message: Message) -> Optional[str]:
+        raise NotImplementedError
+
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
-            if is_unreadable(message.get(TEXT)):
-                intent = {INTENT_NAME_KEY: UNREADABLE_INTENT, PREDICTED_CONFIDENCE_KEY: 1.0}
+            intent_name = self.override(message)
+            if intent_name:
+                intent = {INTENT_NAME_KEY: intent_name, PREDICTED_CONFIDENCE_KEY: 1.0}
                 message.set(INTENT, intent, add_to_output=True)
                 message.set(INTENT_RANKING_KEY, [intent], add_to_output=True)
         return messages
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
+class UnreadableMessageGuard(_IntentGuard):
+    """Routes empty, emoji-only and punctuation-only messages to the `unreadable` intent.
+
+    A classifier always guesses something; for a message with no words the honest answer is
+    a gentle "what can I help with", whatever the guess was.
+    """
+
+    def override(self, message: Message) -> Optional[str]:
+        return UNREADABLE_INTENT if is_unreadable(message.get(TEXT)) else None
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
+class SafetyIncidentGuard(_IntentGuard):
+    """A safety incident (injury, fire, shock, poisoning, a swallowed part) is always a complaint
+    for a person, whatever else the message seems to ask: it must never end in a FAQ answer."""
+
+    def override(self, message: Message) -> Optional[str]:
+        intent = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
+        found = escalation_for(message.get(TEXT) or "", intent)
+        if found is not None and found.priority == URGENT and intent != "request_human":
+            return COMPLAINT_INTENT
+        return None

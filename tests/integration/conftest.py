@@ -119,3 +119,17 @@ def all_response_texts() -> Set[str]:
 
 def matches_response(message_text: str, name: str, **slots: str) -> bool:
     return message_text in {text.format(**slots) for text in response_texts(name)}
+
+
+async def stored_open_ticket(redis_url: str, sender: str = None, ticket_id: str = None):
+    """The conversation's open ticket, or a ticket by id, read straight from Redis."""
+    import redis.asyncio as aioredis
+
+    from bot.handoff.tickets import TicketStore
+
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        store = TicketStore(client)
+        return await (store.get(ticket_id) if ticket_id else store.open_ticket_for(sender))
+    finally:
+        await client.close()

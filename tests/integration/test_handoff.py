@@ -7,9 +7,8 @@ import uuid
 
 import pytest
 
-from bot.handoff.tickets import TicketStore
 from bot.rasa_api import RasaApi
-from tests.integration.conftest import matches_response
+from tests.integration.conftest import matches_response, stored_open_ticket
 
 pytestmark = pytest.mark.integration
 
@@ -18,14 +17,8 @@ def new_sender():
     return f"shopper-{uuid.uuid4().hex[:10]}"
 
 
-async def ticket_for(redis_url, sender):
-    import redis.asyncio as aioredis
-
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        return await TicketStore(client).open_ticket_for(sender)
-    finally:
-        await client.close()
+def ticket_for(redis_url, sender):
+    return asyncio.run(stored_open_ticket(redis_url, sender=sender))
 
 
 def test_complaint_intake_then_a_person_and_the_bot_falls_silent(stack):
@@ -37,7 +30,7 @@ def test_complaint_intake_then_a_person_and_the_bot_falls_silent(stack):
     assert [b["title"] for b in ask_outcome["buttons"]][:2] == ["退款", "换货"]
     (queued,) = stack.send(sender, "退款")
     assert "工单号" in queued["text"]
-    ticket = asyncio.run(ticket_for(stack.redis_url, sender))
+    ticket = ticket_for(stack.redis_url, sender)
     assert ticket.category == "complaint" and "耳机一个月就坏了" in ticket.summary and "诉求：退款" in ticket.summary
     assert [t["text"] for t in ticket.evidence["transcript"] if t["from"] == "user"][:2] == ["我要投诉你们", "买的耳机一个月就坏了，客服一直不回复"]
     assert stack.send(sender, "还要等多久") == []  # paused for a person: recorded, no bot reply, no apology
@@ -48,7 +41,7 @@ def test_complaint_intake_then_a_person_and_the_bot_falls_silent(stack):
 def test_safety_incident_goes_straight_to_a_person_as_urgent(stack):
     sender = new_sender()
     (reply,) = stack.send(sender, "孩子把玩具上的小零件误吞了，现在很难受")
-    ticket = asyncio.run(ticket_for(stack.redis_url, sender))
+    ticket = ticket_for(stack.redis_url, sender)
     assert ticket.priority == "urgent" and ticket.category == "safety"
     assert matches_response(reply["text"], "utter_handoff_urgent", ticket_id=ticket.id)
 
@@ -63,7 +56,7 @@ def test_skipping_the_intake_straight_to_a_person(stack):
 def test_a_phone_number_left_while_waiting_is_noted_for_a_callback(stack):
     sender = new_sender()
     stack.send(sender, "转人工")
-    ticket = asyncio.run(ticket_for(stack.redis_url, sender))
+    ticket = ticket_for(stack.redis_url, sender)
 
     async def resume():  # what the console does when the SLA passes unclaimed
         api = RasaApi(f"http://127.0.0.1:{stack.rasa_port}", stack.token)
@@ -73,5 +66,5 @@ def test_a_phone_number_left_while_waiting_is_noted_for_a_callback(stack):
     asyncio.run(resume())
     (reply,) = stack.send(sender, "我的电话是13812345678")
     assert matches_response(reply["text"], "utter_callback_recorded", ticket_id=ticket.id)
-    noted = asyncio.run(ticket_for(stack.redis_url, sender))
+    noted = ticket_for(stack.redis_url, sender)
     assert noted.notes[-1]["text"] == "顾客请求回电：13812345678"

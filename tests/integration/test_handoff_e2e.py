@@ -12,7 +12,7 @@ import pytest
 import socketio
 
 from tests.conftest import free_port
-from tests.integration.conftest import matches_response
+from tests.integration.conftest import matches_response, stored_open_ticket
 
 pytestmark = pytest.mark.integration
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -54,18 +54,6 @@ class ShopperSocket:
     def close(self) -> None:
         self._run(self.client.disconnect())
         self.loop.call_soon_threadsafe(self.loop.stop)
-
-
-async def stored_ticket(redis_url, ticket_id):
-    import redis.asyncio as aioredis
-
-    from bot.handoff.tickets import TicketStore
-
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        return await TicketStore(client).get(ticket_id)
-    finally:
-        await client.close()
 
 
 @pytest.fixture
@@ -131,7 +119,7 @@ def test_shopper_escalates_agent_replies_and_hands_back(stack, console):
 
         shopper.say('/rate{"csat": 5}')
         shopper.wait_for(lambda t: matches_response(t, "utter_thanks_for_rating"))
-        rated = asyncio.run(stored_ticket(stack.redis_url, ticket_id))
+        rated = asyncio.run(stored_open_ticket(stack.redis_url, ticket_id=ticket_id))
         assert rated.rating == 5 and rated.status == "resolved" and rated.assignee == agent
         assert [t["text"] for t in rated.evidence["transcript"] if t["from"] == "user"] == ["转人工"]
 

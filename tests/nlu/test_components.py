@@ -1,7 +1,7 @@
 from rasa.shared.nlu.constants import ENTITIES, INTENT, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.nlu.components import ProjectJiebaTokenizer, SpacyEntityRuler, UnreadableMessageGuard
+from bot.nlu.components import ProjectJiebaTokenizer, SafetyIncidentGuard, SpacyEntityRuler, UnreadableMessageGuard
 
 
 def tokenizer():
@@ -40,3 +40,13 @@ def test_guard_overrides_only_messages_without_words():
     UnreadableMessageGuard().process([emoji, words])
     assert emoji.get(INTENT) == {"name": "unreadable", "confidence": 1.0}
     assert words.get(INTENT)["name"] == "request_return"
+
+
+def test_safety_incidents_become_complaints_whatever_they_asked():
+    swallowed = Message({TEXT: "孩子把小零件误吞了", INTENT: {"name": "out_of_scope", "confidence": 0.8}})
+    question = Message({TEXT: "七天无理由怎么算", INTENT: {"name": "ask_rights", "confidence": 0.9}})
+    human = Message({TEXT: "着火了快转人工", INTENT: {"name": "request_human", "confidence": 0.9}})
+    SafetyIncidentGuard().process([swallowed, question, human])
+    assert swallowed.get(INTENT) == {"name": "complain", "confidence": 1.0}
+    assert question.get(INTENT)["name"] == "ask_rights"
+    assert human.get(INTENT)["name"] == "request_human"  # already going to a person
