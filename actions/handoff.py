@@ -99,6 +99,9 @@ class ActionEscalate(Action):
     def name(self) -> Text:
         return "action_escalate"
 
+    def default_escalation(self, intent: Optional[str]) -> Escalation:
+        return Escalation("human_request" if intent == "request_human" else "complaint", NORMAL)
+
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
         text = tracker.latest_message.get("text") or ""
         intent = (tracker.latest_message.get("intent") or {}).get("name")
@@ -106,7 +109,7 @@ class ActionEscalate(Action):
         escalation = most_urgent(
             escalation_for(text, intent, user_intents(tracker)[:-1]),
             escalation_for(details, "complain") if details else None,
-        ) or Escalation("human_request" if intent == "request_human" else "complaint", NORMAL)
+        ) or self.default_escalation(intent)
 
         turns = transcript(tracker)
         order = await self._order(tracker)
@@ -140,6 +143,20 @@ class ActionEscalate(Action):
         except OrderSystemUnavailable:
             return None
         return to_dict(order) if order else None
+
+
+class ActionDefaultFallback(ActionEscalate):
+    """Clarifying failed twice (or the dialogue policy is lost): a person takes over."""
+
+    def name(self) -> Text:
+        return "action_default_fallback"
+
+    def default_escalation(self, intent: Optional[str]) -> Escalation:
+        return Escalation("bot_failed", NORMAL)
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        dispatcher.utter_message(response="utter_default")
+        return await super().run(dispatcher, tracker, domain)
 
 
 class ActionStoreRating(Action):

@@ -40,7 +40,7 @@ def test_complaint_intake_then_a_person_and_the_bot_falls_silent(stack):
 
 def test_safety_incident_goes_straight_to_a_person_as_urgent(stack):
     sender = new_sender()
-    (reply,) = stack.send(sender, "孩子把玩具上的小零件误吞了，现在很难受")
+    *_sorry, reply = stack.send(sender, "孩子把玩具上的小零件误吞了，现在很难受")
     ticket = ticket_for(stack.redis_url, sender)
     assert ticket.priority == "urgent" and ticket.category == "safety"
     assert matches_response(reply["text"], "utter_handoff_urgent", ticket_id=ticket.id)

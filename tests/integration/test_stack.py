@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import urllib.error
 import uuid
@@ -9,7 +10,7 @@ import uuid
 import pytest
 
 from bot.channels.polite import system_message
-from tests.integration.conftest import all_response_texts, matches_response
+from tests.integration.conftest import all_response_texts, matches_response, stored_open_ticket
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +68,7 @@ def test_mixed_chinese_and_english_is_understood(stack):
     assert matches_response(reply["text"], "utter_ask_order_id_number")  # order lookup, anonymous
 
 
-def test_two_stage_fallback_clarifies_then_offers_a_human(stack):
+def test_two_stage_fallback_clarifies_then_hands_over_to_a_person(stack):
     sender = new_sender()
     (clarify,) = stack.send(sender, "/nlu_fallback")
     assert matches_response(clarify["text"], "utter_ask_affirmation")
@@ -79,9 +80,11 @@ def test_two_stage_fallback_clarifies_then_offers_a_human(stack):
     (clarify_again,) = stack.send(sender, "/nlu_fallback")
     assert matches_response(clarify_again["text"], "utter_ask_affirmation")
 
-    (give_up,) = stack.send(sender, "/out_of_scope")
+    give_up, handed_over = stack.send(sender, "/out_of_scope")
     assert matches_response(give_up["text"], "utter_default")
-    assert give_up["buttons"][0]["payload"] == "/request_human"
+    assert "工单号" in handed_over["text"]  # clarification failed twice: a person takes over
+    ticket = asyncio.run(stored_open_ticket(stack.redis_url, sender=sender))
+    assert ticket.category == "bot_failed"
 
 
 def test_clarification_button_answers_the_chosen_intent(stack):
