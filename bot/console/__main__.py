@@ -37,6 +37,7 @@ def config_from_env(settings: Settings) -> ConsoleConfig:
         rasa_url=os.environ.get("RASA_URL", f"http://127.0.0.1:{settings.rasa_port}"),
         rasa_token=token, session_key=session_key,
         secure_cookie=os.environ.get("CONSOLE_SECURE_COOKIE", "false").lower() == "true",
+        rasa_public_url=os.environ.get("RASA_PUBLIC_URL", f"http://127.0.0.1:{settings.rasa_port}"),
         settings=settings,
     )
 

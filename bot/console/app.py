@@ -34,6 +34,7 @@ from bot.orders.models import to_dict
 from bot.paths import KNOWLEDGE_DIR
 from bot.rasa_api import RasaApi, RasaApiError
 from bot.settings import Settings
+from bot.webchat.routes import PUBLIC_PREFIXES, setup_webchat
 
 logger = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -50,6 +51,7 @@ class ConsoleConfig:
     poll_interval_s: float = 1.0
     sla_interval_s: float = 5.0
     settings: Settings = Settings.from_env({})
+    rasa_public_url: str = "http://127.0.0.1:5005"  # where shoppers' browsers reach socket.io
 
 
 @dataclass
@@ -113,8 +115,8 @@ PUBLIC = {"/login", "/static/console.js"}
 
 @web.middleware
 async def auth_and_csrf(request: web.Request, handler):
-    if request.path in PUBLIC:
-        return await handler(request)
+    if request.path in PUBLIC or request.path.startswith(PUBLIC_PREFIXES):
+        return await handler(request)  # the login page and the shoppers' web chat
     session = await get_session(request)
     if not session.get("agent"):
         if request.path.startswith(("/api/", "/ws")):
@@ -387,4 +389,5 @@ def create_app(config: ConsoleConfig) -> web.Application:
         web.post("/api/tickets/{ticket_id}/note", api_note), web.post("/api/tickets/{ticket_id}/resolve", api_resolve),
         web.get("/ws", websocket), web.static("/static", HERE / "static"),
     ])
+    setup_webchat(app, SERVICES, CONFIG)
     return app

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import shutil
+import uuid
 import secrets
 import urllib.request
 from dataclasses import dataclass, field
@@ -133,3 +136,40 @@ async def stored_open_ticket(redis_url: str, sender: str = None, ticket_id: str 
         return await (store.get(ticket_id) if ticket_id else store.open_ticket_for(sender))
     finally:
         await client.close()
+
+
+AGENT_PASSWORD = "agent password 123"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                    reason="Debian's chromium is not installed (make test installs it)")
+
+
+@pytest.fixture
+def console(stack, tmp_path):
+    """The web app (agent console and web chat) against the stack, with one agent."""
+    from bot.console.agents import AgentStore
+    from bot.stack import console_server
+
+    port = free_port()
+    env = {**stack.env(), "RASA_URL": f"http://127.0.0.1:{stack.rasa_port}", "RASA_API_TOKEN": stack.token,
+           "RASA_PUBLIC_URL": f"http://127.0.0.1:{stack.rasa_port}", "XIAOBAO_VAR_DIR": str(tmp_path),
+           "BIND_HOST": "127.0.0.1"}
+    process = console_server(port, env, output=open(tmp_path / "console.log", "ab")).start()
+    process.wait_ready(60)
+    agent = f"agent{uuid.uuid4().hex[:6]}"
+    password = AGENT_PASSWORD
+
+    async def add():
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(stack.redis_url)
+        await AgentStore(client).add(agent, password)
+        await client.close()
+
+    asyncio.run(add())
+    yield f"http://127.0.0.1:{port}", agent
+    process.stop()
+
+

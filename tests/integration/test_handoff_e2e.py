@@ -11,14 +11,16 @@ import uuid
 import pytest
 import socketio
 
-from tests.conftest import free_port
-from tests.integration.conftest import matches_response, stored_open_ticket
+from tests.integration.conftest import (
+    AGENT_PASSWORD as PASSWORD,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    matches_response,
+    needs_chromium,
+    stored_open_ticket,
+)
 
 pytestmark = pytest.mark.integration
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-PASSWORD = "agent password 123"
 
 
 class ShopperSocket:
@@ -56,31 +58,7 @@ class ShopperSocket:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
-@pytest.fixture
-def console(stack, tmp_path):
-    from bot.console.agents import AgentStore
-    from bot.stack import console_server
-
-    port = free_port()
-    env = {**stack.env(), "RASA_URL": f"http://127.0.0.1:{stack.rasa_port}", "RASA_API_TOKEN": stack.token,
-           "XIAOBAO_VAR_DIR": str(tmp_path), "BIND_HOST": "127.0.0.1"}
-    process = console_server(port, env, output=open(tmp_path / "console.log", "ab")).start()
-    process.wait_ready(60)
-    agent = f"agent{uuid.uuid4().hex[:6]}"
-
-    async def add():
-        import redis.asyncio as aioredis
-
-        client = aioredis.Redis.from_url(stack.redis_url)
-        await AgentStore(client).add(agent, PASSWORD)
-        await client.close()
-
-    asyncio.run(add())
-    yield f"http://127.0.0.1:{port}", agent
-    process.stop()
-
-
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (make test installs it)")
+@needs_chromium
 def test_shopper_escalates_agent_replies_and_hands_back(stack, console):
     from playwright.sync_api import expect, sync_playwright
 

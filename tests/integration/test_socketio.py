@@ -35,3 +35,11 @@ async def test_socketio_replies_and_keeps_the_session_across_reconnects(stack):
     assert matches_response(thanks["text"], "utter_thanks")
     events = stack.api(f"/conversations/{session_id}/tracker", token=stack.token)["events"]
     assert [e["text"] for e in events if e["event"] == "user"] == ["你好", "谢谢"]
+
+
+async def test_rights_answers_reach_socket_clients_with_their_citation_payload(stack):
+    url = f"http://127.0.0.1:{stack.rasa_port}"
+    replies = await converse(url, uuid.uuid4().hex, "网上买的裙子收到后不喜欢，七天内能不能退", expected_replies=4)
+    payload = next(r["custom"] for r in replies if "custom" in r)
+    assert payload["type"] == "rights_answer" and payload["citations"][0]["text"].startswith("第")
+    assert any("依据" in (r.get("text") or "") for r in replies)

@@ -1,0 +1,101 @@
+"""Web-chat routes, mounted on the web app next to the agent console.
+
+The widget talks to Rasa's socket.io channel directly. The web app adds what a browser must not
+do itself: reading the conversation history (the Rasa API token stays here; the random session id
+the widget keeps is the capability), storing uploaded photos, and, for the demo storefront,
+signing the logged-in customer's token as a store's backend would.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+from typing import Any, Dict, List
+
+from aiohttp import web
+
+from bot.identity import sign_customer_token
+
+HERE = Path(__file__).parent
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+IMAGE_MAGIC = {b"\xff\xd8\xff": "jpg", b"\x89PNG\r\n\x1a\n": "png", b"RIFF": "webp"}
+SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+PUBLIC_PREFIXES = ("/shop", "/widget/", "/chat/", "/uploads/")
+
+
+def image_kind(head: bytes) -> str | None:
+    for magic, kind in IMAGE_MAGIC.items():
+        if head.startswith(magic) and (kind != "webp" or head[8:12] == b"WEBP"):
+            return kind
+    return None
+
+
+def history_from_tracker(tracker: Dict[str, Any]) -> List[Dict[str, Any]]:
+    messages = []
+    for event in tracker.get("events", []):
+        if event.get("event") == "user" and not (event.get("text") or "").startswith("/"):
+            messages.append({"from": "user", "text": event.get("text") or ""})
+        elif event.get("event") == "bot":
+            data = event.get("data") or {}
+            messages.append({"from": "agent" if (event.get("metadata") or {}).get("sent_by") == "agent" else "bot",
+                             "text": event.get("text") or "", "buttons": data.get("buttons") or [],
+                             "custom": data.get("custom")})
+    return messages
+
+
+def setup_webchat(app: web.Application, services_key, config_key) -> None:
+    async def shop(request: web.Request) -> web.Response:
+        config = request.app[config_key]
+        customer = request.query.get("customer", "")
+        token = ""
+        if customer in ("c1001", "c1002") and config.settings.store_signing_secret:
+            token = sign_customer_token(customer, config.settings.store_signing_secret)
+        html = (HERE / "templates" / "shop.html").read_text(encoding="utf-8")
+        html = html.replace("{{socket_url}}", config.rasa_public_url).replace("{{customer_token}}", token)
+        html = html.replace("{{customer}}", {"c1001": "王女士", "c1002": "李先生"}.get(customer, "游客"))
+        return web.Response(text=html, content_type="text/html", headers={
+            "Content-Security-Policy": f"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                                       f"connect-src 'self' {config.rasa_public_url} {config.rasa_public_url.replace('http', 'ws', 1)}"})
+
+    async def history(request: web.Request) -> web.Response:
+        session_id = request.query.get("session_id", "")
+        if not SESSION_ID.match(session_id):
+            return web.json_response({"error": "bad session id"}, status=400)
+        tracker = await request.app[services_key].rasa.tracker(session_id)
+        return web.json_response({"messages": history_from_tracker(tracker)},
+                                 headers={"Access-Control-Allow-Origin": "*"})
+
+    async def upload(request: web.Request) -> web.Response:
+        if (request.content_length or 0) > MAX_UPLOAD_BYTES + 4096:
+            return web.json_response({"error": "图片不能超过5MB"}, status=413)
+        reader = await request.multipart()
+        part = await reader.next()
+        if part is None or part.name != "image":
+            return web.json_response({"error": "没有收到图片"}, status=400)
+        data = await part.read(decode=False)
+        if len(data) > MAX_UPLOAD_BYTES:
+            return web.json_response({"error": "图片不能超过5MB"}, status=413)
+        kind = image_kind(data[:16])
+        if kind is None:
+            return web.json_response({"error": "只支持 JPG、PNG、WebP 图片"}, status=415)
+        folder = request.app[config_key].settings.var_dir / "uploads"
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{uuid.uuid4().hex}.{kind}"
+        (folder / name).write_bytes(data)
+        return web.json_response({"url": f"{request.scheme}://{request.host}/uploads/{name}"},
+                                 headers={"Access-Control-Allow-Origin": "*"})
+
+    async def uploaded(request: web.Request) -> web.FileResponse:
+        name = request.match_info["name"]
+        if not re.match(r"^[0-9a-f]{32}\.(jpg|png|webp)$", name):
+            raise web.HTTPNotFound()
+        path = request.app[config_key].settings.var_dir / "uploads" / name
+        if not path.exists():
+            raise web.HTTPNotFound()
+        return web.FileResponse(path)
+
+    app.add_routes([
+        web.get("/shop", shop), web.get("/chat/history", history), web.post("/chat/upload", upload),
+        web.get("/uploads/{name}", uploaded), web.static("/widget", HERE / "static"),
+    ])
