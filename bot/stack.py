@@ -69,9 +69,14 @@ class ManagedProcess:
             self.process.wait()
 
 
+WECHAT_DEFAULTS = {"WECHAT_TOKEN": "", "WECHAT_APPID": "", "WECHAT_SECRET": "", "WECHAT_AES_KEY": "",
+                   "WECHAT_API_BASE": "https://api.weixin.qq.com"}
+
+
 def service_env(redis_url: str, action_port: int) -> Dict[str, str]:
-    """The environment that endpoints.yml expects, on top of ours."""
+    """The environment that endpoints.yml and credentials.yml expect, on top of ours."""
     return {
+        **WECHAT_DEFAULTS,
         **os.environ,
         "REDIS_URL": redis_url,
         "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{action_port}/webhook",

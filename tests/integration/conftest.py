@@ -26,6 +26,8 @@ from tests.conftest import free_port
 
 READY_TIMEOUT_S = 240
 SIGNING_SECRET = "integration-test-signing-secret"
+WECHAT = {"WECHAT_TOKEN": "xiaobao-test-token", "WECHAT_APPID": "wxtestappid00001", "WECHAT_SECRET": "wechat-secret",
+          "WECHAT_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"}
 
 
 @dataclass
@@ -39,9 +41,12 @@ class Stack:
     token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     actions: Optional[ManagedProcess] = None
     rasa: Optional[ManagedProcess] = None
+    wechat: Any = None  # the fake WeChat API (tests.channels.fake_wechat.FakeWeChat)
+    wechat_url: str = ""
 
     def env(self) -> Dict[str, str]:
-        return {**service_env(self.redis_url, self.action_port), "STORE_SIGNING_SECRET": SIGNING_SECRET}
+        return {**service_env(self.redis_url, self.action_port), "STORE_SIGNING_SECRET": SIGNING_SECRET,
+                **WECHAT, "WECHAT_API_BASE": self.wechat_url}
 
     def start_actions(self) -> None:
         log = open(self.log_dir / "actions.log", "ab")
@@ -91,8 +96,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     else:
         redis = EmbeddedRedis(free_port(), tmp_path_factory.mktemp("stack-redis")).start()
         redis_url = redis.url
+    from tests.channels.fake_wechat import FakeWeChat
+
     model = ensure_trained(Settings.from_env())
-    stack = Stack(redis_url=redis_url, redis=redis, model=model, log_dir=log_dir)
+    wechat = FakeWeChat()
+    stack = Stack(redis_url=redis_url, redis=redis, model=model, log_dir=log_dir, wechat=wechat,
+                  wechat_url=wechat.start_in_thread())
     try:
         stack.start_actions()
         stack.start_rasa()

@@ -1,0 +1,1 @@
+"""WeChat mini-program customer-service channel: crypto, message parsing, API client, channel."""

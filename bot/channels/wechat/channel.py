@@ -1,0 +1,200 @@
+"""The WeChat mini-program customer-service channel for Rasa, at /webhooks/wechat/webhook.
+
+It acknowledges every push at once with `success`, de-duplicates WeChat's retries, and handles
+the message in the background, replying through the customer-service send API. Buttons become
+numbered options the shopper may answer with the number; photos are downloaded at once (media
+ids expire); messages WeChat refuses to deliver (window closed, quota used up) are kept and noted
+on the shopper's open ticket for agents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+
+import redis.asyncio as aioredis
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+
+from bot.channels.polite import polite
+from bot.channels.wechat.client import WeChatApi, WeChatApiError, WeChatUndeliverable
+from bot.channels.wechat.crypto import MessageCrypto, WeChatCryptoError, check_signature
+from bot.channels.wechat.messages import WeChatMessage, WeChatParseError, fields, parse
+from bot.handoff.tickets import TicketStore
+from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
+PREFIX = "xb:wechat:"
+SEEN_TTL_S = 600
+OPTIONS_TTL_S = 86400
+MAX_PER_SECOND = 5
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+HANDLED_KINDS = {"text", "image", "miniprogrampage", "event"}
+_ORDER_ID = re.compile(r"(?<!\d)20\d{14}(?!\d)")
+
+
+class WeChatOutput(OutputChannel):
+    def __init__(self, api: WeChatApi, redis: aioredis.Redis) -> None:
+        self.api, self.redis = api, redis
+
+    @classmethod
+    def name(cls) -> Text:
+        return "wechat"
+
+    async def _deliver(self, openid: str, text: str) -> None:
+        try:
+            await self.api.send_text(openid, text)
+        except WeChatUndeliverable as error:
+            logger.warning("WeChat refused delivery to a shopper (%s); kept for agents", error.errcode)
+            await self.redis.rpush(f"{PREFIX}undelivered:{openid}", json.dumps({"text": text, "errcode": error.errcode}, ensure_ascii=False))
+            ticket = await TicketStore(self.redis).open_ticket_for(openid)
+            if ticket is not None:
+                await TicketStore(self.redis).add_note(ticket.id, "微信", f"未送达（{error.errcode}）：{text}")
+
+    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
+        await self._deliver(recipient_id, text)
+
+    async def send_text_with_buttons(self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]], **kwargs: Any) -> None:
+        options = "\n".join(f"{n}. {b['title']}" for n, b in enumerate(buttons, 1))
+        await self.redis.set(f"{PREFIX}options:{recipient_id}", json.dumps([b["payload"] for b in buttons]), ex=OPTIONS_TTL_S)
+        await self._deliver(recipient_id, f"{text}\n{options}\n（回复数字即可选择）")
+
+    async def send_image_url(self, recipient_id: Text, image: Text, **kwargs: Any) -> None:
+        await self._deliver(recipient_id, image)
+
+    async def send_custom_json(self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any) -> None:
+        """Citation cards become the short 「依据」 line already in the answer's text."""
+
+
+class WeChatInput(InputChannel):
+    @classmethod
+    def name(cls) -> Text:
+        return "wechat"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+        credentials = credentials or {}
+        return cls(
+            token=credentials.get("token") or "", appid=credentials.get("appid") or "",
+            secret=credentials.get("secret") or "", aes_key=credentials.get("aes_key") or "",
+            api_base=credentials.get("api_base") or "https://api.weixin.qq.com",
+            redis_url=credentials.get("redis_url") or "redis://127.0.0.1:6380/0",
+        )
+
+    def __init__(self, token: str, appid: str, secret: str, aes_key: str, api_base: str, redis_url: str) -> None:
+        self.token, self.appid = token, appid
+        self.crypto = MessageCrypto(token, aes_key, appid) if aes_key else None
+        self.redis = aioredis.Redis.from_url(redis_url, socket_timeout=3, socket_connect_timeout=3)
+        self.api = WeChatApi(api_base, appid, secret, self.redis)
+        self.tasks: set = set()
+
+    def get_output_channel(self) -> Optional[OutputChannel]:
+        return WeChatOutput(self.api, self.redis)
+
+    def _authentic(self, request: Request, data: Dict[str, Any]) -> bool:
+        args = request.args
+        timestamp, nonce = args.get("timestamp", ""), args.get("nonce", "")
+        if "Encrypt" in data:
+            return check_signature(self.token, args.get("msg_signature", ""), timestamp, nonce, str(data["Encrypt"]))
+        return check_signature(self.token, args.get("signature", ""), timestamp, nonce)
+
+    async def _first_time(self, message: WeChatMessage) -> bool:
+        return bool(await self.redis.set(f"{PREFIX}seen:{message.dedupe_key}", "1", nx=True, ex=SEEN_TTL_S))
+
+    async def _within_rate(self, openid: str) -> bool:
+        key = f"{PREFIX}rate:{openid}:{int(time.time())}"
+        count = await self.redis.incr(key)
+        if count == 1:
+            await self.redis.expire(key, 2)
+        return count <= MAX_PER_SECOND
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        webhook = Blueprint("wechat_webhook", __name__)
+        handle = polite(on_new_message)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(request: Request) -> response.HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["GET"])
+        async def verify(request: Request) -> response.HTTPResponse:
+            args = request.args
+            if check_signature(self.token, args.get("signature", ""), args.get("timestamp", ""), args.get("nonce", "")):
+                return response.text(args.get("echostr", ""))
+            return response.text("forbidden", status=403)
+
+        @webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> response.HTTPResponse:
+            try:
+                data = fields(request.body or b"")
+            except (WeChatParseError, ValueError):
+                return response.text("bad request", status=400)
+            if not self._authentic(request, data):
+                return response.text("forbidden", status=403)
+            try:
+                if "Encrypt" in data:
+                    if self.crypto is None:
+                        return response.text("forbidden", status=403)
+                    data = fields(self.crypto.decrypt(str(data["Encrypt"])).encode())
+                message = parse(data)
+            except (WeChatCryptoError, WeChatParseError, ValueError):
+                return response.text("bad request", status=400)
+            if message.kind in HANDLED_KINDS and await self._first_time(message) and await self._within_rate(message.from_user):
+                task = asyncio.create_task(self._process(message, handle))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+            return response.text("success")  # within WeChat's 5 s, whatever happens next
+
+        return webhook
+
+    async def _process(self, message: WeChatMessage, handle: Callable[[UserMessage], Awaitable[Any]]) -> None:
+        openid = message.from_user
+        output = WeChatOutput(self.api, self.redis)
+        try:
+            text, metadata = await self._to_rasa(message)
+            if text is None:
+                return
+            await self.api.typing(openid, True)
+            await handle(UserMessage(text, output, openid, input_channel=self.name(),
+                                     metadata={**metadata, "wechat_openid": openid}))
+        except WeChatApiError as error:
+            logger.error("WeChat API error while handling a push: %s", error)
+        except Exception:
+            logger.exception("failed to handle a WeChat push")
+
+    async def _to_rasa(self, message: WeChatMessage):
+        if message.kind == "text":
+            return await self._chosen_option(message.from_user, message.content.strip()), {}
+        if message.kind == "image":
+            return "", {"attachments": [await self._store_image(message)]}
+        if message.kind == "miniprogrampage":
+            return f"{message.title} {message.page_path}".strip(), {"miniprogrampage": message.page_path}
+        if message.kind == "event" and message.event == "user_enter_tempsession":
+            order = _ORDER_ID.search(message.session_from or "")
+            greeting = "/greet" + (json.dumps({"order_id": order.group(0)}) if order else "")
+            return greeting, {"session_from": message.session_from}
+        return None, {}
+
+    async def _chosen_option(self, openid: str, text: str) -> str:
+        """「2」 after numbered options means the second button's payload."""
+        if text.isdigit():
+            stored = await self.redis.get(f"{PREFIX}options:{openid}")
+            options = json.loads(stored) if stored else []
+            if 1 <= int(text) <= len(options):
+                return options[int(text) - 1]
+        return text
+
+    async def _store_image(self, message: WeChatMessage) -> str:
+        data = await self.api.download_media(message.media_id, MAX_IMAGE_BYTES)
+        folder = Path(Settings.from_env().var_dir) / "uploads"
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{uuid.uuid4().hex}.jpg"
+        (folder / name).write_bytes(data)
+        return f"wechat-media:{name}"

@@ -1,0 +1,73 @@
+"""A fake WeChat API on loopback: tokens, the customer-service send API, typing and media."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Dict, List
+
+from aiohttp import web
+
+from tests.conftest import free_port
+
+IMAGE = b"\xff\xd8\xff\xe0" + b"\0" * 128
+
+
+class FakeWeChat:
+    def __init__(self) -> None:
+        self.tokens_issued = 0
+        self.sent: List[Dict] = []
+        self.typing: List[Dict] = []
+        self.scripted_errors: List[int] = []  # errcodes the next send calls answer with
+        self.valid_tokens: set = set()
+
+    def app(self) -> web.Application:
+        async def stable_token(request: web.Request) -> web.Response:
+            self.tokens_issued += 1
+            token = f"token-{self.tokens_issued}"
+            self.valid_tokens = {token}  # a forced refresh invalidates the old one
+            return web.json_response({"access_token": token, "expires_in": 7200})
+
+        def token_ok(request: web.Request) -> bool:
+            return request.query.get("access_token") in self.valid_tokens
+
+        async def send(request: web.Request) -> web.Response:
+            if not token_ok(request):
+                return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
+            if self.scripted_errors:
+                code = self.scripted_errors.pop(0)
+                return web.json_response({"errcode": code, "errmsg": "scripted"})
+            self.sent.append(await request.json())
+            return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+        async def typing(request: web.Request) -> web.Response:
+            self.typing.append(await request.json())
+            return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+        async def media(request: web.Request) -> web.Response:
+            return web.Response(body=IMAGE, content_type="image/jpeg")
+
+        app = web.Application()
+        app.add_routes([web.post("/cgi-bin/stable_token", stable_token), web.post("/cgi-bin/message/custom/send", send),
+                        web.post("/cgi-bin/message/custom/typing", typing), web.get("/cgi-bin/media/get", media)])
+        return app
+
+    def texts_to(self, openid: str) -> List[str]:
+        return [m["text"]["content"] for m in self.sent if m["touser"] == openid]
+
+    def start_in_thread(self) -> str:
+        """Serves on loopback from a daemon thread (for the session-wide Rasa stack)."""
+        port = free_port()
+        ready = threading.Event()
+
+        def serve() -> None:
+            loop = asyncio.new_event_loop()
+            runner = web.AppRunner(self.app())
+            loop.run_until_complete(runner.setup())
+            loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+            ready.set()
+            loop.run_forever()
+
+        threading.Thread(target=serve, daemon=True).start()
+        ready.wait(10)
+        return f"http://127.0.0.1:{port}"
