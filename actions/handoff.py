@@ -99,7 +99,9 @@ class ActionEscalate(Action):
     def name(self) -> Text:
         return "action_escalate"
 
-    def default_escalation(self, intent: Optional[str]) -> Escalation:
+    def default_escalation(self, tracker: Tracker, intent: Optional[str]) -> Escalation:
+        if tracker.get_slot("form_failures"):
+            return Escalation("bot_failed", NORMAL)  # a form step failed twice
         return Escalation("human_request" if intent == "request_human" else "complaint", NORMAL)
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
@@ -109,7 +111,7 @@ class ActionEscalate(Action):
         escalation = most_urgent(
             escalation_for(text, intent, user_intents(tracker)[:-1]),
             escalation_for(details, "complain") if details else None,
-        ) or self.default_escalation(intent)
+        ) or self.default_escalation(tracker, intent)
 
         turns = transcript(tracker)
         order = await self._order(tracker)
@@ -133,7 +135,8 @@ class ActionEscalate(Action):
         else:
             dispatcher.utter_message(response="utter_handoff_queued", ticket_id=ticket.id, ahead=ahead,
                                      wait=max(1, (ahead + 1) * MINUTES_PER_TICKET_AHEAD))
-        return [SlotSet("complaint_details", None), SlotSet("complaint_outcome", None), ConversationPaused()]
+        return [SlotSet("complaint_details", None), SlotSet("complaint_outcome", None), SlotSet("form_failures", None),
+                ConversationPaused()]
 
     async def _order(self, tracker: Tracker) -> Optional[Dict[str, Any]]:
         from actions.returns import owned_order
@@ -151,7 +154,7 @@ class ActionDefaultFallback(ActionEscalate):
     def name(self) -> Text:
         return "action_default_fallback"
 
-    def default_escalation(self, intent: Optional[str]) -> Escalation:
+    def default_escalation(self, tracker: Tracker, intent: Optional[str]) -> Escalation:
         return Escalation("bot_failed", NORMAL)
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:

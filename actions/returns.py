@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Text, Tuple
 
 import yaml
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -26,8 +26,9 @@ from bot.paths import KNOWLEDGE_DIR
 
 FORM = "return_form"
 RETURN_SLOTS = ("return_items", "return_reason", "return_evidence", "goods_condition",
-                "condition_answers", "return_confirmed", "phone_last4", "failed_verifications")
-MAX_VERIFICATION_FAILURES = 3
+                "condition_answers", "return_confirmed", "phone_last4", "form_failures")
+# A step that fails twice (unknown order, wrong phone digits, unusable evidence) hands over to a person.
+MAX_FORM_FAILURES = 2
 EVIDENCE_MIN_CHARS = 4
 _LAST4 = re.compile(r"(?<!\d)(\d{4})(?!\d)")
 _DIGITS = re.compile(r"\d{5,}")
@@ -94,6 +95,17 @@ def apologise_on_outage(run):
     return guarded
 
 
+def handing_over(tracker: Tracker) -> bool:
+    return (tracker.get_slot("form_failures") or 0) >= MAX_FORM_FAILURES
+
+
+def failed_step(tracker: Tracker, dispatcher: CollectingDispatcher, response: str, **cleared: Any) -> Dict[Text, Any]:
+    """Explains a failed step; the second failure in this form hands over to a person instead."""
+    failures = (tracker.get_slot("form_failures") or 0) + 1
+    dispatcher.utter_message(response=response if failures < MAX_FORM_FAILURES else "utter_form_handover")
+    return {**cleared, "form_failures": failures}
+
+
 class ValidateReturnForm(FormValidationAction):
     def name(self) -> Text:
         return "validate_return_form"
@@ -105,7 +117,7 @@ class ValidateReturnForm(FormValidationAction):
     async def required_slots(
         self, domain_slots: List[Text], dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> List[Text]:
-        if (tracker.get_slot("failed_verifications") or 0) >= MAX_VERIFICATION_FAILURES:
+        if handing_over(tracker):
             return []
         order_id = tracker.get_slot("order_id")
         if not order_id:
@@ -137,8 +149,7 @@ class ValidateReturnForm(FormValidationAction):
         if next(tracker.get_latest_entity_values("order_id"), None) is None and _DIGITS.search(
             tracker.latest_message.get("text") or ""
         ):
-            dispatcher.utter_message(response="utter_order_id_malformed")
-            return {"order_id": None}
+            return failed_step(tracker, dispatcher, "utter_order_id_malformed", order_id=None)
         return {}
 
     async def validate_order_id(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
@@ -152,8 +163,7 @@ class ValidateReturnForm(FormValidationAction):
             dispatcher.utter_message(response="utter_order_system_down")
             return {"order_id": None}
         if order is None:
-            dispatcher.utter_message(response="utter_order_not_found")
-            return {"order_id": None}
+            return failed_step(tracker, dispatcher, "utter_order_not_found", order_id=None)
         return {"order_id": value}
 
     # -- phone digits (anonymous shoppers) ------------------------------------------------
@@ -173,12 +183,7 @@ class ValidateReturnForm(FormValidationAction):
         if order is not None and phone_last4_matches(order.phone, value):
             verified = list(tracker.get_slot("verified_order_ids") or []) + [order_id]
             return {"phone_last4": value, "verified_order_ids": verified}
-        failures = (tracker.get_slot("failed_verifications") or 0) + 1
-        if failures >= MAX_VERIFICATION_FAILURES:
-            dispatcher.utter_message(response="utter_order_verification_failed_too_often")
-        else:
-            dispatcher.utter_message(response="utter_order_not_found")
-        return {"phone_last4": None, "order_id": None, "failed_verifications": failures}
+        return failed_step(tracker, dispatcher, "utter_order_not_found", phone_last4=None, order_id=None)
 
     # -- items --------------------------------------------------------------------------
     async def extract_return_items(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
@@ -234,8 +239,7 @@ class ValidateReturnForm(FormValidationAction):
         described = sum(len(v) - len("text:") for v in value or [] if v.startswith("text:"))
         if has_photo or described >= EVIDENCE_MIN_CHARS:
             return {"return_evidence": value}
-        dispatcher.utter_message(response="utter_evidence_too_short")
-        return {"return_evidence": None}
+        return failed_step(tracker, dispatcher, "utter_evidence_too_short", return_evidence=None)
 
     # -- condition of the goods (完好) ----------------------------------------------------
     async def extract_goods_condition(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
@@ -373,7 +377,9 @@ class ActionSubmitReturn(Action):
 
     @apologise_on_outage
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
-        reset = [SlotSet(slot, None) for slot in RETURN_SLOTS if slot != "failed_verifications"]
+        reset = [SlotSet(slot, None) for slot in RETURN_SLOTS if slot != "form_failures"]
+        if handing_over(tracker):
+            return reset + [FollowupAction("action_escalate")]  # it resets form_failures
         order = await owned_order(tracker, tracker.get_slot("order_id"))
         reason = tracker.get_slot("return_reason")
         if order is None or not reason:

@@ -54,7 +54,7 @@ async def test_other_customers_order_looks_exactly_like_an_unknown_one(system, m
     theirs = (await system.orders_of("c1002"))[0].order_id
     result_theirs = await validate(monkeypatch, dispatcher, domain, "order_id", theirs)
     result_unknown = await validate(monkeypatch, dispatcher, domain, "order_id", "2099010100000000")
-    assert result_theirs == result_unknown == {"order_id": None}
+    assert result_theirs == result_unknown == {"order_id": None, "form_failures": 1}
     assert [m["response"] for m in dispatcher.messages] == ["utter_order_not_found"] * 2
 
 
@@ -70,16 +70,20 @@ async def test_right_phone_digits_verify_the_order(system, monkeypatch, dispatch
     assert result == {"phone_last4": order.phone[-4:], "verified_order_ids": [order.order_id]}
 
 
-async def test_wrong_digits_reset_and_count_and_stop_after_three(system, monkeypatch, dispatcher, domain):
+async def test_wrong_digits_reset_and_a_second_failure_hands_over(system, monkeypatch, dispatcher, domain):
     order = (await system.orders_of(CUSTOMER))[0]
-    result = await validate(monkeypatch, dispatcher, domain, "phone_last4", "0000", customer=None,
-                            slots={"order_id": order.order_id, "failed_verifications": 2})
-    assert result == {"phone_last4": None, "order_id": None, "failed_verifications": 3}
-    assert dispatcher.messages[-1]["response"] == "utter_order_verification_failed_too_often"
+    first = await validate(monkeypatch, dispatcher, domain, "phone_last4", "0000", customer=None,
+                           slots={"order_id": order.order_id})
+    assert first == {"phone_last4": None, "order_id": None, "form_failures": 1}
+    second = await validate(monkeypatch, dispatcher, domain, "phone_last4", "0000", customer=None,
+                            slots={"order_id": order.order_id, "form_failures": 1})
+    assert second["form_failures"] == 2
+    assert [m["response"] for m in dispatcher.messages] == ["utter_order_not_found", "utter_form_handover"]
 
 
 async def test_a_one_word_description_is_not_enough_evidence(system, monkeypatch, dispatcher, domain):
-    assert await validate(monkeypatch, dispatcher, domain, "return_evidence", ["text:坏"]) == {"return_evidence": None}
+    assert await validate(monkeypatch, dispatcher, domain, "return_evidence", ["text:坏"]) == {
+        "return_evidence": None, "form_failures": 1}
     assert await validate(monkeypatch, dispatcher, domain, "return_evidence", ["photo:https://x/1.jpg"]) == {
         "return_evidence": ["photo:https://x/1.jpg"]}
 

@@ -167,3 +167,17 @@ def test_return_status_is_listed(stack):
     shopper.say("/affirm")
     replies = shopper.texts("我的退货到哪了")
     assert "售后申请进度" in replies[0] and orders()["21"].order_id in replies[0]
+
+
+def test_a_form_step_failing_twice_hands_over_to_a_person(stack):
+    import asyncio
+
+    from tests.integration.conftest import stored_open_ticket
+
+    shopper = Shopper(stack, "c1001")
+    shopper.say("我要退货")
+    assert matches_response(shopper.texts("订单号2099010100000000")[0], "utter_order_not_found")
+    texts = shopper.texts("订单号2099010100000001")
+    assert matches_response(texts[0], "utter_form_handover") and "工单号" in texts[-1]
+    ticket = asyncio.run(stored_open_ticket(stack.redis_url, sender=shopper.sender))
+    assert ticket.category == "bot_failed"
