@@ -45,6 +45,8 @@ class FakeWeChat:
             return web.json_response({"errcode": 0, "errmsg": "ok"})
 
         async def media(request: web.Request) -> web.Response:
+            if request.query.get("media_id") == "huge":
+                return web.Response(body=IMAGE + b"\0" * (6 * 1024 * 1024), content_type="image/jpeg")
             return web.Response(body=IMAGE, content_type="image/jpeg")
 
         app = web.Application()

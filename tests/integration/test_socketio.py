@@ -43,3 +43,18 @@ async def test_rights_answers_reach_socket_clients_with_their_citation_payload(s
     payload = next(r["custom"] for r in replies if "custom" in r)
     assert payload["type"] == "rights_answer" and payload["citations"][0]["text"].startswith("第")
     assert any("依据" in (r.get("text") or "") for r in replies)
+
+
+async def test_garbage_socket_events_are_survived(stack):
+    url = f"http://127.0.0.1:{stack.rasa_port}"
+    client = socketio.AsyncClient(reconnection=False)
+    await client.connect(url, transports=["websocket"], socketio_path="/socket.io")
+    for junk in ["not a dict", 12345, None, [1, 2, 3], {"message": None}, {"session_id": 42},
+                 {"message": "x" * 20000, "session_id": "garbage-session-1"}]:
+        await client.emit("user_uttered", junk)
+    await client.emit("session_request", "garbage")
+    await client.emit("no_such_event", {"a": 1})
+    await asyncio.sleep(1)
+    await client.disconnect()
+    (greeting,) = await converse(url, uuid.uuid4().hex, "你好")
+    assert matches_response(greeting["text"], "utter_greet")

@@ -182,3 +182,13 @@ def test_a_photo_is_downloaded_at_once_and_agent_replies_go_out_through_the_same
 
     asyncio.run(agent_reply())
     assert replies(stack, openid, 3)[-1] == "👩‍💼 人工客服小王：您好"
+
+
+def test_an_oversized_photo_is_refused_politely(stack):
+    from bot.channels.polite import system_message
+
+    openid = f"oTest{uuid.uuid4().hex[:8]}"
+    photo = {"ToUserName": "gh_test", "FromUserName": openid, "CreateTime": int(time.time()), "MsgType": "image",
+             "PicUrl": "http://mmbiz.example/huge.jpg", "MediaId": "huge", "MsgId": str(uuid.uuid4().int)[:18]}
+    assert push(stack, photo)[1] == "success"
+    assert replies(stack, openid) == [system_message("image_rejected")]

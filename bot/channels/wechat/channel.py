@@ -23,7 +23,7 @@ from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 
-from bot.channels.polite import polite
+from bot.channels.polite import polite, system_message
 from bot.channels.wechat.client import WeChatApi, WeChatApiError, WeChatUndeliverable
 from bot.channels.wechat.crypto import MessageCrypto, WeChatCryptoError, check_signature
 from bot.channels.wechat.messages import WeChatMessage, WeChatParseError, fields, parse
@@ -158,7 +158,14 @@ class WeChatInput(InputChannel):
         openid = message.from_user
         output = WeChatOutput(self.api, self.redis)
         try:
-            text, metadata = await self._to_rasa(message)
+            try:
+                text, metadata = await self._to_rasa(message)
+            except WeChatApiError as error:
+                if message.kind != "image":
+                    raise
+                logger.warning("could not fetch a shopper's photo: %s", error)
+                await output.send_text_message(openid, system_message("image_rejected"))
+                return
             if text is None:
                 return
             await self.api.typing(openid, True)
