@@ -16,6 +16,7 @@ from aiohttp import web
 from cryptography.fernet import Fernet
 
 from bot.console.app import ConsoleConfig, create_app
+from bot.privacy import install_log_masking
 from bot.settings import Settings
 
 
@@ -53,6 +54,7 @@ async def add_agent(settings: Settings, name: str, password: str) -> None:
 
 
 def main(argv: list) -> int:
+    install_log_masking()
     settings = Settings.from_env()
     if argv[:1] == ["serve"]:
         web.run_app(create_app(config_from_env(settings)), host=settings.bind_host, port=settings.web_port,

@@ -55,7 +55,9 @@ class Stack:
 
     def start_rasa(self) -> None:
         log = open(self.log_dir / "rasa.log", "ab")
-        self.rasa = rasa_server(self.model, self.rasa_port, self.token, self.env(), output=log).start()
+        # DEBUG: Rasa then logs every message it parses, which the log-masking test relies on.
+        env = {**self.env(), "LOG_LEVEL": "DEBUG"}
+        self.rasa = rasa_server(self.model, self.rasa_port, self.token, env, output=log).start()
         self.rasa.wait_ready(READY_TIMEOUT_S)
 
     def restart_rasa(self) -> None:

@@ -213,3 +213,10 @@ def test_action_server_outage_gets_an_apology_and_recovers(stack):
     texts, payloads = split_reply(stack.send(sender, "买到假货能要求退一赔三吗"))
     assert payloads or matches_response(texts[0]["text"], "utter_kb_clarify")
     assert user_texts(stack, sender) == ["买到假货能要求退一赔三吗", "你好", "买到假货能要求退一赔三吗"]
+
+
+def test_server_logs_mask_personal_data(stack):
+    stack.send(new_sender(), "我的电话13812345678 住杭州市西湖区文三路88号3栋")
+    logs = (stack.log_dir / "rasa.log").read_text(errors="replace")
+    assert "138****5678" in logs  # Rasa logged the message (at DEBUG) ...
+    assert "13812345678" not in logs and "文三路88号" not in logs  # ... masked
