@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Dict, List, Optional, Text
+
+import yaml
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import ConversationPaused, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.services import customer_of, order_system, tickets
+from actions.returns import owned_order
+from actions.services import customer_of, tickets
 from bot.handoff.triggers import NORMAL, PRIORITY_ORDER, URGENT, Escalation, escalation_for, rules
 from bot.orders.client import OrderSystemUnavailable
 from bot.orders.models import to_dict
+from bot.paths import KNOWLEDGE_DIR
 
 MINUTES_PER_TICKET_AHEAD = 3
 DETAILS_FROM_FIRST_MESSAGE = 12  # a complaint that already tells the story needs no question
+
+
+@lru_cache(maxsize=1)
+def handoff_texts() -> Dict[str, Any]:
+    return yaml.safe_load((KNOWLEDGE_DIR / "handoff_messages.yml").read_text(encoding="utf-8"))
 
 
 def transcript(tracker: Tracker) -> List[Dict[str, Any]]:
@@ -86,12 +96,8 @@ class ActionAskComplaintOutcome(Action):
         return "action_ask_complaint_outcome"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
-        from bot.paths import KNOWLEDGE_DIR
-        import yaml
-
-        outcomes = yaml.safe_load((KNOWLEDGE_DIR / "handoff_messages.yml").read_text(encoding="utf-8"))["outcomes"]
         dispatcher.utter_message(response="utter_ask_complaint_outcome",
-                                 buttons=[{"title": o, "payload": o} for o in outcomes])
+                                 buttons=[{"title": o, "payload": o} for o in handoff_texts()["outcomes"]])
         return []
 
 
@@ -139,8 +145,6 @@ class ActionEscalate(Action):
                 ConversationPaused()]
 
     async def _order(self, tracker: Tracker) -> Optional[Dict[str, Any]]:
-        from actions.returns import owned_order
-
         try:
             order = await owned_order(tracker, tracker.get_slot("order_id"))
         except OrderSystemUnavailable:

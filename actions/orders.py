@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from typing import Any, Dict, List, Optional, Text
 
@@ -12,14 +11,13 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.returns import inform_payload, owned_order
+from actions.returns import LAST4_DIGITS, inform_payload, owned_order
 from actions.services import customer_of, order_system, tickets
 from bot.identity import phone_last4_matches
 from bot.orders.client import OrderSystemUnavailable
 from bot.orders.models import SHANGHAI, Order, OrderStatus
 from bot.paths import KNOWLEDGE_DIR
 
-_LAST4 = re.compile(r"(?<!\d)(\d{4})(?!\d)")
 PENDING_SLOT = "pending_lookup"
 
 
@@ -115,7 +113,7 @@ class ActionHandleInform(Action):
             dispatcher.utter_message(response="utter_callback_recorded", ticket_id=ticket.id)
             return []
         pending: Optional[str] = tracker.get_slot(PENDING_SLOT)
-        digits = _LAST4.search(tracker.latest_message.get("text") or "")
+        digits = LAST4_DIGITS.search(tracker.latest_message.get("text") or "")
         if pending and digits:
             try:
                 order = await (await order_system()).order(pending)

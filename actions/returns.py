@@ -30,7 +30,7 @@ RETURN_SLOTS = ("return_items", "return_reason", "return_evidence", "goods_condi
 # A step that fails twice (unknown order, wrong phone digits, unusable evidence) hands over to a person.
 MAX_FORM_FAILURES = 2
 EVIDENCE_MIN_CHARS = 4
-_LAST4 = re.compile(r"(?<!\d)(\d{4})(?!\d)")
+LAST4_DIGITS = re.compile(r"(?<!\d)(\d{4})(?!\d)")
 _DIGITS = re.compile(r"\d{5,}")
 _ORDINALS = {"第一": 0, "第1": 0, "第二": 1, "第2": 1, "第三": 2, "第3": 2, "第四": 3, "第4": 3}
 _ALL_WORDS = ("全部", "都退", "所有", "都要", "全退", "整单")
@@ -170,7 +170,7 @@ class ValidateReturnForm(FormValidationAction):
     async def extract_phone_last4(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
         if tracker.get_slot("requested_slot") != "phone_last4":
             return {}
-        found = _LAST4.search(tracker.latest_message.get("text") or "")
+        found = LAST4_DIGITS.search(tracker.latest_message.get("text") or "")
         return {"phone_last4": found.group(1)} if found else {}
 
     async def validate_phone_last4(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:

@@ -15,6 +15,7 @@ from typing import Any, Dict, Iterable, Optional
 import redis.asyncio as aioredis
 from rasa_sdk import Tracker
 
+from bot.handoff.tickets import TicketStore
 from bot.identity import verify_customer_token
 from bot.orders.client import OrderSystem
 from bot.orders.demo import DEMO_CUSTOMERS, demo_orders
@@ -86,7 +87,5 @@ async def customer_of(tracker: Tracker) -> Optional[str]:
 
 
 @lru_cache(maxsize=1)
-def tickets() -> "TicketStore":
-    from bot.handoff.tickets import TicketStore
-
+def tickets() -> TicketStore:
     return TicketStore(_redis())

@@ -107,11 +107,11 @@ def main() -> int:
     print(f"hit@1                 {hit1 / n:.3f}")
     print(f"hit@3                 {hit3 / n:.3f}")
     print(f"MRR                   {rr / n:.3f}")
-    print(f"decisions (answerable)   " + "  ".join(f"{k} {positive_kinds[k] / n:.2f}" for k in ("answer", "clarify", "none")))
+    print("decisions (answerable)   " + "  ".join(f"{k} {positive_kinds[k] / n:.2f}" for k in ("answer", "clarify", "none")))
     print(f"answer precision      {answered_right / max(1, positive_kinds['answer']):.3f}  "
           "(answered directly and the answer was a right one)")
     if negatives:
-        print(f"decisions (unanswerable) " + "  ".join(f"{k} {negative_kinds[k] / len(negatives):.2f}" for k in ("answer", "clarify", "none")))
+        print("decisions (unanswerable) " + "  ".join(f"{k} {negative_kinds[k] / len(negatives):.2f}" for k in ("answer", "clarify", "none")))
     print(f"index build ms        {build_ms:.0f}")
     print(f"query latency ms      p50 {statistics.median(latencies):.2f}  p95 {latencies[int(0.95 * (len(latencies) - 1))]:.2f}")
 

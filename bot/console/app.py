@@ -135,6 +135,8 @@ async def errors(request: web.Request, handler):
         return await handler(request)
     except web.HTTPException:
         raise
+    except TicketError as error:  # e.g. a ticket claimed or resolved by someone else meanwhile
+        return json_error(409, str(error))
     except (RasaApiError, OrderSystemError, ConnectionError, OSError) as error:
         logger.exception("backend unavailable")
         return json_error(503, f"a backend is unavailable: {type(error).__name__}")

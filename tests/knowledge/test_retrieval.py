@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.knowledge.answering import Decision, answer_payload, decide
+from bot.knowledge.answering import answer_payload, decide
 from bot.knowledge.kb import Citation, Entry
 from bot.knowledge.retrieval import Analyzer, Hit, KnowledgeIndex
 
