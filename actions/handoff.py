@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any, Dict, List, Optional, Text
 
-import yaml
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import ConversationPaused, SlotSet
@@ -14,18 +12,20 @@ from rasa_sdk.types import DomainDict
 
 from actions.returns import owned_order
 from actions.services import customer_of, tickets
-from bot.handoff.triggers import NORMAL, PRIORITY_ORDER, URGENT, Escalation, escalation_for, rules
+from bot.handoff.triggers import (
+    NORMAL,
+    PRIORITY_ORDER,
+    URGENT,
+    Escalation,
+    escalation_for,
+    handoff_texts,
+    rules,
+)
 from bot.orders.client import OrderSystemUnavailable
 from bot.orders.models import to_dict
-from bot.paths import KNOWLEDGE_DIR
 
 MINUTES_PER_TICKET_AHEAD = 3
 DETAILS_FROM_FIRST_MESSAGE = 12  # a complaint that already tells the story needs no question
-
-
-@lru_cache(maxsize=1)
-def handoff_texts() -> Dict[str, Any]:
-    return yaml.safe_load((KNOWLEDGE_DIR / "handoff_messages.yml").read_text(encoding="utf-8"))
 
 
 def transcript(tracker: Tracker) -> List[Dict[str, Any]]:

@@ -28,6 +28,7 @@ from cryptography.fernet import Fernet
 
 from bot.console.agents import AgentStore
 from bot.handoff.tickets import Ticket, TicketError, TicketStore, now
+from bot.handoff.triggers import handoff_texts
 from bot.orders.client import OrderSystem, OrderSystemError
 from bot.orders.factory import order_system_for
 from bot.orders.models import to_dict
@@ -70,7 +71,7 @@ TEMPLATES = web.AppKey("templates", jinja2.Environment)
 
 @lru_cache(maxsize=1)
 def console_texts() -> Dict[str, Any]:
-    texts = yaml.safe_load((KNOWLEDGE_DIR / "handoff_messages.yml").read_text(encoding="utf-8"))
+    texts = dict(handoff_texts())
     texts["canned"] = yaml.safe_load((KNOWLEDGE_DIR / "canned_replies.yml").read_text(encoding="utf-8"))["replies"]
     return texts
 

@@ -26,6 +26,13 @@ def rules() -> Dict[str, Any]:
     return yaml.safe_load((KNOWLEDGE_DIR / "escalation.yml").read_text(encoding="utf-8"))
 
 
+@lru_cache(maxsize=1)
+def handoff_texts() -> Dict[str, Any]:
+    """What the handoff says on its own (knowledge/handoff_messages.yml): SLA notices, the agent
+    prefix, complaint outcomes. Shared by the action server and the agent console."""
+    return yaml.safe_load((KNOWLEDGE_DIR / "handoff_messages.yml").read_text(encoding="utf-8"))
+
+
 def _mentions(text: str, key: str) -> bool:
     return any(str(word) in text for word in rules()[key])
 
