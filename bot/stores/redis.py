@@ -1,66 +1,435 @@
-"""Rasa tracker and lock stores on Redis that ride out a Redis restart.
+"""Rasa tracker and lock stores on Redis, safe to share between several Rasa replicas.
 
-Rasa's stock Redis stores give up on the first connection error, so a message that arrives
-while Redis restarts is dropped. These keep the stock storage format and add a client that
-reconnects and retries with exponential backoff (about 5 s in total) before failing.
+Rasa's stock Redis stores have three problems this module fixes:
+
+* `RedisTrackerStore` re-reads, merges and re-writes the whole conversation as one JSON blob on
+  every turn, so a turn gets slower the longer the conversation is. `RedisEventLogTrackerStore`
+  keeps one Redis list per conversation and appends only the new events.
+* `RedisLockStore` reads, modifies and writes its ticket lock in separate commands, so two
+  processes can both believe they hold it (rasa issue #9213), and waiters poll once a second.
+  `RedisTicketLockStore` issues, grants and releases tickets in Lua scripts (atomic on the server)
+  and waiters poll every few milliseconds.
+* Both give up on the first connection error. Here the clients reconnect and retry with
+  exponential backoff (about 5 s in total), so a Redis restart delays a turn instead of dropping it.
+
+Fencing: every save says how many events it expects the stored list to have. If another writer
+got there first (a lock lost to expiry, or a rewritten conversation) the save is refused with
+`TrackerConflict`, nothing is written, and the channel asks the shopper to resend, so events are
+never lost, duplicated or reordered.
+
+Keys (all of a conversation's keys share the `{sender}` hash tag, so they live in one Redis
+Cluster slot): `<prefix>:events:{sender}` (list of JSON events), `<prefix>:meta:{sender}` (hash:
+`session` = index of the latest `action_session_start`, `gen` = rewrite counter),
+`<prefix>:lock:{sender}` (hash: `next`, `serving`) and `<prefix>:lease:{sender}` (sorted set of
+tickets by lease expiry in ms).
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional, Text
+import asyncio
+import json
+import logging
+import time
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Iterable, List, Optional, Sequence, Text, Tuple
 
 import redis
+import redis.asyncio as aioredis
 from rasa.core.brokers.broker import EventBroker
-from rasa.core.lock_store import RedisLockStore
-from rasa.core.tracker_store import RedisTrackerStore
+from rasa.core.lock import TicketLock
+from rasa.core.lock_store import LockError, LockStore
+from rasa.core.tracker_store import TrackerStore
+from rasa.shared.core.constants import ACTION_SESSION_START_NAME
 from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, Event
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.core.conversation import Dialogue
 from rasa.utils.endpoints import EndpointConfig
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import BusyLoadingError
-from redis.retry import Retry
 
+logger = logging.getLogger(__name__)
+
+DEFAULT_URL = "redis://localhost:6379/0"
+DEFAULT_PREFIX = "xiaobao"
 RETRIES = 9
 SOCKET_TIMEOUT_S = 5.0
+# OSError: a refused connect() surfaces as the builtin error before redis-py wraps it.
+RETRIED_ERRORS = [redis.ConnectionError, redis.TimeoutError, BusyLoadingError, OSError]
+
+
+def _client_options() -> dict:
+    return dict(socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=SOCKET_TIMEOUT_S,
+                health_check_interval=30, retry_on_error=RETRIED_ERRORS)
 
 
 def resilient_client(url: str) -> redis.Redis:
-    """A Redis client for `url` that retries connection errors and a server still loading data."""
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=SOCKET_TIMEOUT_S,
-        socket_connect_timeout=SOCKET_TIMEOUT_S,
-        health_check_interval=30,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), RETRIES),
-        # OSError: a refused connect() surfaces as the builtin error before redis-py wraps it.
-        retry_on_error=[redis.ConnectionError, redis.TimeoutError, BusyLoadingError, OSError],
-    )
+    """A blocking Redis client for `url` that retries connection errors and a loading server."""
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(url, retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), RETRIES),
+                                **_client_options())
 
 
-class ResilientRedisTrackerStore(RedisTrackerStore):
-    """Stock RedisTrackerStore format, configured by URL, with a retrying client."""
+def resilient_async_client(url: str) -> aioredis.Redis:
+    """The asyncio twin of `resilient_client`."""
+    from redis.asyncio.retry import Retry
+
+    return aioredis.Redis.from_url(url, retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), RETRIES),
+                                   **_client_options())
+
+
+class _LoopBoundClient:
+    """An asyncio Redis client per event loop (a client's connections belong to one loop)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._client: Optional[aioredis.Redis] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+
+    def get(self) -> aioredis.Redis:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client, self._loop = resilient_async_client(self.url), loop
+        return self._client
+
+
+def _prefix(key_prefix: Optional[Text]) -> str:
+    return key_prefix if key_prefix and str(key_prefix).isalnum() else DEFAULT_PREFIX
+
+
+# --------------------------------------------------------------------------------------------
+# Tracker store
+# --------------------------------------------------------------------------------------------
+
+
+class TrackerConflict(RuntimeError):
+    """The stored conversation changed since this tracker was read; nothing was written."""
+
+
+# KEYS: events, meta. ARGV: expected length, expected gen, session index or -1, ttl s or 0, events...
+_APPEND = """
+local n = redis.call('LLEN', KEYS[1])
+local gen = tonumber(redis.call('HGET', KEYS[2], 'gen') or '0')
+if n ~= tonumber(ARGV[1]) or gen ~= tonumber(ARGV[2]) then
+  return redis.error_reply('CONFLICT stored ' .. n .. ' events, gen ' .. gen)
+end
+for i = 5, #ARGV, 500 do
+  redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(i + 499, #ARGV)))
+end
+if tonumber(ARGV[3]) >= 0 then redis.call('HSET', KEYS[2], 'session', ARGV[3]) end
+if tonumber(ARGV[4]) > 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+end
+return n + #ARGV - 4
+"""
+
+# KEYS: events, meta. ARGV: session index or -1, ttl s or 0, events... Returns the new gen.
+_REPLACE = """
+redis.call('DEL', KEYS[1])
+for i = 3, #ARGV, 500 do
+  redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(i + 499, #ARGV)))
+end
+redis.call('HSET', KEYS[2], 'session', math.max(tonumber(ARGV[1]), 0))
+local gen = redis.call('HINCRBY', KEYS[2], 'gen', 1)
+if tonumber(ARGV[2]) > 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+end
+return gen
+"""
+
+# KEYS: events, meta. ARGV: 1 = latest session only. Returns {gen, stored length, offset, events...}.
+_READ = """
+local n = redis.call('LLEN', KEYS[1])
+if n == 0 then return {0, 0, 0} end
+local gen = tonumber(redis.call('HGET', KEYS[2], 'gen') or '0')
+local offset = 0
+if ARGV[1] == '1' then offset = tonumber(redis.call('HGET', KEYS[2], 'session') or '0') end
+if offset >= n then offset = 0 end
+local result = {gen, n, offset}
+local events = redis.call('LRANGE', KEYS[1], offset, -1)
+for i = 1, #events do result[#result + 1] = events[i] end
+return result
+"""
+
+
+class _Persisted:
+    """What a tracker object was read as: the stored list had `stored` events and generation `gen`,
+    and the tracker's first `loaded` events are that list's last `loaded` entries."""
+
+    ATTRIBUTE = "_xiaobao_persisted"
+
+    def __init__(self, gen: int, stored: int, loaded: int) -> None:
+        self.gen, self.stored, self.loaded = gen, stored, loaded
+
+    @classmethod
+    def of(cls, tracker: DialogueStateTracker) -> Optional["_Persisted"]:
+        return getattr(tracker, cls.ATTRIBUTE, None)
+
+    def mark(self, tracker: DialogueStateTracker) -> None:
+        setattr(tracker, self.ATTRIBUTE, self)
+
+
+def _is_session_start(event: Any) -> bool:
+    if isinstance(event, dict):
+        return event.get("event") == "action" and event.get("name") == ACTION_SESSION_START_NAME
+    return isinstance(event, ActionExecuted) and event.action_name == ACTION_SESSION_START_NAME
+
+
+def _last_session_start(events: Sequence[Any]) -> int:
+    """Index of the last `action_session_start` in `events`, or -1."""
+    for index in range(len(events) - 1, -1, -1):
+        if _is_session_start(events[index]):
+            return index
+    return -1
+
+
+def _dump(event: Event) -> str:
+    return json.dumps(event.as_dict(), ensure_ascii=False)
+
+
+class RedisEventLogTrackerStore(TrackerStore):
+    """Conversations as append-only Redis lists of events; each save appends only what is new."""
 
     def __init__(
         self,
         domain: Domain,
-        host: Text = "redis://localhost:6379/0",
+        host: Text = DEFAULT_URL,
         event_broker: Optional[EventBroker] = None,
         record_exp: Optional[float] = None,
         key_prefix: Optional[Text] = None,
         **kwargs: Any,
     ) -> None:
         # Rasa passes the endpoint's `url` as `host`.
-        super().__init__(
-            domain,
-            event_broker=event_broker,
-            record_exp=record_exp,
-            key_prefix=key_prefix,
-        )
-        self.red = resilient_client(host)
+        super().__init__(domain, event_broker, **kwargs)
+        self.prefix = _prefix(key_prefix)
+        self.record_exp = int(record_exp or 0)
+        self._redis = _LoopBoundClient(host or DEFAULT_URL)
+
+    def _keys(self, sender_id: Text) -> List[str]:
+        return [f"{self.prefix}:events:{{{sender_id}}}", f"{self.prefix}:meta:{{{sender_id}}}"]
+
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        client = self._redis.get()
+        keys = self._keys(tracker.sender_id)
+        events = list(tracker.events)
+        persisted = _Persisted.of(tracker)
+        if persisted is None or len(events) < persisted.loaded:
+            persisted = await self._match_stored(client, keys, events)
+        new_events = events[persisted.loaded:]
+        if persisted.stored < 0:  # not an extension of what is stored: the caller rewrote history
+            start = _last_session_start(events)
+            gen = await client.eval(_REPLACE, 2, *keys, start, self.record_exp, *map(_dump, events))
+            _Persisted(int(gen), len(events), len(events)).mark(tracker)
+        else:
+            start = _last_session_start(new_events)
+            session = persisted.stored + start if start >= 0 else -1
+            try:
+                stored = await client.eval(_APPEND, 2, *keys, persisted.stored, persisted.gen, session,
+                                           self.record_exp, *map(_dump, new_events))
+            except redis.ResponseError as error:
+                if "CONFLICT" not in str(error):
+                    raise
+                raise TrackerConflict(f"conversation {tracker.sender_id} changed meanwhile: {error}") from error
+            _Persisted(persisted.gen, int(stored), len(events)).mark(tracker)
+        if self.event_broker is not None and new_events:
+            await self._stream_new_events(self.event_broker, new_events, tracker.sender_id)
+
+    async def _match_stored(self, client: aioredis.Redis, keys: List[str], events: List[Event]) -> _Persisted:
+        """For a tracker this store did not hand out: how it relates to what is stored.
+
+        If the stored events are a prefix of the tracker's, the rest is appended; otherwise the
+        tracker replaces the stored conversation (Rasa's `PUT .../tracker/events` does that).
+        """
+        gen, stored, _offset, raw = await self._read(client, keys, latest_session_only=False)
+        if stored == 0:
+            return _Persisted(gen, 0, 0)
+        if len(raw) <= len(events) and all(json.loads(raw[i]) == events[i].as_dict() for i in range(len(raw))):
+            return _Persisted(gen, stored, stored)
+        return _Persisted(gen, -1, 0)
+
+    async def _read(self, client: aioredis.Redis, keys: List[str],
+                    latest_session_only: bool) -> Tuple[int, int, int, List[Any]]:
+        gen, stored, offset, *raw = await client.eval(_READ, 2, *keys, "1" if latest_session_only else "0")
+        return int(gen), int(stored), int(offset), raw
+
+    async def _retrieve(self, sender_id: Text, latest_session_only: bool) -> Optional[DialogueStateTracker]:
+        gen, stored, _offset, raw = await self._read(self._redis.get(), self._keys(sender_id), latest_session_only)
+        if stored == 0:
+            return None
+        dialogue = Dialogue.from_parameters({"name": sender_id, "events": [json.loads(event) for event in raw]})
+        tracker = self.init_tracker(sender_id)
+        tracker.recreate_from_dialogue(dialogue)
+        _Persisted(gen, stored, len(tracker.events)).mark(tracker)
+        return tracker
+
+    async def retrieve(self, sender_id: Text) -> Optional[DialogueStateTracker]:
+        """The conversation's latest session (like Rasa's SQL store)."""
+        return await self._retrieve(sender_id, latest_session_only=True)
+
+    async def retrieve_full_tracker(self, conversation_id: Text) -> Optional[DialogueStateTracker]:
+        return await self._retrieve(conversation_id, latest_session_only=False)
+
+    async def exists(self, conversation_id: Text) -> bool:
+        return bool(await self._redis.get().exists(self._keys(conversation_id)[0]))
+
+    async def keys(self) -> Iterable[Text]:
+        pattern = f"{self.prefix}:events:{{*}}"
+        start = len(pattern) - 2  # where the sender begins: after "{"
+        return [key.decode()[start:-1] async for key in self._redis.get().scan_iter(match=pattern, count=500)]
 
 
-class ResilientRedisLockStore(RedisLockStore):
-    """Stock RedisLockStore semantics, configured by URL, with a retrying client."""
+# --------------------------------------------------------------------------------------------
+# Lock store
+# --------------------------------------------------------------------------------------------
+
+# KEYS: lock, lease. ARGV: lease ms. Returns the new ticket.
+_ISSUE = """
+local now = redis.call('TIME')
+local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
+local ticket = redis.call('HINCRBY', KEYS[1], 'next', 1)
+redis.call('HSETNX', KEYS[1], 'serving', ticket)
+redis.call('ZADD', KEYS[2], now_ms + tonumber(ARGV[1]), ticket)
+redis.call('PEXPIRE', KEYS[1], 10 * tonumber(ARGV[1]))
+redis.call('PEXPIRE', KEYS[2], 10 * tonumber(ARGV[1]))
+return ticket
+"""
+
+# KEYS: lock, lease. ARGV: ticket, lease ms. Returns 1 (yours, lease renewed), 0 (wait; lease
+# renewed) or -1 (the ticket expired and was skipped: take a new one). Tickets ahead of ours
+# whose lease expired (a crashed replica) are skipped.
+_ACQUIRE = """
+local now = redis.call('TIME')
+local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
+local ticket = tonumber(ARGV[1])
+local serving = tonumber(redis.call('HGET', KEYS[1], 'serving') or '0')
+if serving == 0 then
+  -- the lock vanished (expired, or Redis lost its data): restart the queue from this ticket
+  serving = ticket
+  if tonumber(redis.call('HGET', KEYS[1], 'next') or '0') < ticket then redis.call('HSET', KEYS[1], 'next', ticket) end
+end
+while serving < ticket do
+  local lease = tonumber(redis.call('ZSCORE', KEYS[2], serving) or '0')
+  if lease > now_ms then break end
+  redis.call('ZREM', KEYS[2], serving)
+  serving = serving + 1
+end
+redis.call('HSET', KEYS[1], 'serving', serving)
+redis.call('PEXPIRE', KEYS[1], 10 * tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[2], 10 * tonumber(ARGV[2]))
+if serving > ticket then return -1 end
+redis.call('ZADD', KEYS[2], now_ms + tonumber(ARGV[2]), ticket)
+if serving == ticket then return 1 end
+return 0
+"""
+
+# KEYS: lock, lease. ARGV: ticket. Frees the lock (or withdraws a waiting ticket).
+_RELEASE = """
+local ticket = tonumber(ARGV[1])
+redis.call('ZREM', KEYS[2], ticket)
+local serving = tonumber(redis.call('HGET', KEYS[1], 'serving') or '0')
+if serving == ticket then
+  serving = ticket + 1
+  redis.call('HSET', KEYS[1], 'serving', serving)
+end
+if tonumber(redis.call('HGET', KEYS[1], 'next') or '0') < serving then
+  redis.call('DEL', KEYS[1], KEYS[2])
+end
+return serving
+"""
+
+# KEYS: lock, lease. ARGV: ticket, lease ms. 1 if the ticket still holds the lock (lease renewed).
+_RENEW = """
+if tonumber(redis.call('HGET', KEYS[1], 'serving') or '0') ~= tonumber(ARGV[1]) then return 0 end
+local now = redis.call('TIME')
+redis.call('ZADD', KEYS[2], now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], 10 * tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[2], 10 * tonumber(ARGV[2]))
+return 1
+"""
+
+
+class RedisTicketLockStore(LockStore):
+    """A first-come-first-served lock per conversation, atomic across processes.
+
+    A holder keeps its lease alive with a heartbeat, so a long turn keeps the lock, while the
+    tickets of a crashed process expire after `lease_s` and the queue moves on. Waiters poll
+    with a short backoff (`min_wait_s` .. `max_wait_s`), not once a second.
+    """
 
     def __init__(self, endpoint_config: EndpointConfig) -> None:
-        super().__init__(key_prefix=endpoint_config.kwargs.get("key_prefix"))
-        self.red = resilient_client(endpoint_config.url or "redis://localhost:6379/0")
+        super().__init__()
+        options = endpoint_config.kwargs
+        self.prefix = _prefix(options.get("key_prefix"))
+        self.lease_ms = int(float(options.get("lease_s", 10)) * 1000)
+        self.min_wait_s = float(options.get("min_wait_s", 0.002))
+        self.max_wait_s = float(options.get("max_wait_s", 0.025))
+        self.max_queue_s = float(options.get("max_queue_s", 60))
+        self._redis = _LoopBoundClient(endpoint_config.url or DEFAULT_URL)
+
+    def _keys(self, conversation_id: Text) -> List[str]:
+        return [f"{self.prefix}:lock:{{{conversation_id}}}", f"{self.prefix}:lease:{{{conversation_id}}}"]
+
+    @asynccontextmanager
+    async def lock(self, conversation_id: Text, lock_lifetime: float = 0,
+                   wait_time_in_seconds: float = 0) -> AsyncIterator[TicketLock]:
+        """Holds the conversation's lock for the duration of the block.
+
+        Rasa's arguments are accepted for compatibility; the lease and polling come from the
+        endpoint configuration. Raises `LockError` if the lock cannot be had within `max_queue_s`.
+        """
+        client = self._redis.get()
+        keys = self._keys(conversation_id)
+        ticket = await self._acquire(client, keys, conversation_id)
+        heartbeat = asyncio.create_task(self._heartbeat(client, keys, ticket, conversation_id))
+        try:
+            yield TicketLock(conversation_id)  # Rasa ignores it; the ticket lives in Redis
+        finally:
+            heartbeat.cancel()
+            try:
+                await client.eval(_RELEASE, 2, *keys, ticket)
+            except Exception:  # the lease expires on its own; waiters then skip the ticket
+                logger.exception("could not release the lock of conversation %s", conversation_id)
+
+    async def _acquire(self, client: aioredis.Redis, keys: List[str], conversation_id: Text) -> int:
+        deadline = time.monotonic() + self.max_queue_s
+        try:
+            ticket = int(await client.eval(_ISSUE, 2, *keys, self.lease_ms))
+            wait = self.min_wait_s
+            while True:
+                state = int(await client.eval(_ACQUIRE, 2, *keys, ticket, self.lease_ms))
+                if state == 1:
+                    return ticket
+                if state == -1:
+                    logger.warning("lock ticket %s of conversation %s expired; queueing again", ticket, conversation_id)
+                    ticket = int(await client.eval(_ISSUE, 2, *keys, self.lease_ms))
+                if time.monotonic() > deadline:
+                    await client.eval(_RELEASE, 2, *keys, ticket)
+                    raise LockError(f"Could not acquire lock for conversation_id '{conversation_id}'.")
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, self.max_wait_s)
+        except redis.RedisError as error:
+            raise LockError(f"Lock store unavailable for conversation_id '{conversation_id}': {error}") from error
+
+    async def _heartbeat(self, client: aioredis.Redis, keys: List[str], ticket: int, conversation_id: Text) -> None:
+        while True:
+            await asyncio.sleep(self.lease_ms / 3000)
+            try:
+                if not await client.eval(_RENEW, 2, *keys, ticket, self.lease_ms):
+                    logger.error("conversation %s: lock ticket %s was lost; the tracker store's fencing "
+                                 "will refuse a conflicting save", conversation_id, ticket)
+                    return
+            except redis.RedisError:
+                logger.warning("could not renew the lock of conversation %s", conversation_id, exc_info=True)
+
+    # Rasa only calls `lock()`. The ticket-by-ticket interface of the base class is not supported.
+    def get_lock(self, conversation_id: Text) -> Optional[TicketLock]:
+        raise NotImplementedError("RedisTicketLockStore is used through lock() only")
+
+    def delete_lock(self, conversation_id: Text) -> None:
+        raise NotImplementedError("RedisTicketLockStore is used through lock() only")
+
+    def save_lock(self, lock: TicketLock) -> None:
+        raise NotImplementedError("RedisTicketLockStore is used through lock() only")

@@ -1,84 +1,291 @@
-"""The Redis tracker and lock stores against a real redis-server, including a restart."""
+"""The Redis tracker and lock stores against a real redis-server: incremental saves, fencing,
+sessions, an atomic first-come-first-served lock under multi-process contention, and restarts."""
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import threading
 import time
 import uuid
 
 import pytest
+import redis
+from rasa.core.lock_store import LockError
+from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, UserUttered
+from rasa.shared.core.events import ActionExecuted, SessionStarted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
-from bot.stores.redis import ResilientRedisLockStore, ResilientRedisTrackerStore
+from bot.stores.redis import RedisEventLogTrackerStore, RedisTicketLockStore, TrackerConflict
 
-DOMAIN = Domain.from_yaml("intents: [greet]\nresponses:\n  utter_greet:\n  - text: 你好")
+DOMAIN = Domain.from_yaml(
+    "intents: [greet]\n"
+    "slots:\n  order_id:\n    type: text\n    mappings: [{type: custom}]\n"
+    "responses:\n  utter_greet:\n  - text: 你好"
+)
 
 
-def tracker_with_greeting(sender: str) -> DialogueStateTracker:
+def new_sender() -> str:
+    return f"shopper-{uuid.uuid4().hex}"
+
+
+def greeting(text: str = "你好") -> list:
+    return [UserUttered(text, {"name": "greet", "confidence": 1.0}), ActionExecuted("utter_greet"),
+            ActionExecuted(ACTION_LISTEN_NAME)]
+
+
+def session_start() -> list:
+    return [ActionExecuted(ACTION_SESSION_START_NAME), SessionStarted(), ActionExecuted(ACTION_LISTEN_NAME)]
+
+
+def store(url: str, prefix: str = "t") -> RedisEventLogTrackerStore:
+    return RedisEventLogTrackerStore(DOMAIN, host=url, key_prefix=prefix)
+
+
+async def new_conversation(url: str, *events) -> str:
+    sender = new_sender()
     tracker = DialogueStateTracker(sender, DOMAIN.slots)
-    tracker.update(UserUttered("你好", {"name": "greet", "confidence": 1.0}))
-    tracker.update(ActionExecuted("utter_greet"))
-    return tracker
+    for event in events or greeting():
+        tracker.update(event)
+    await store(url).save(tracker)
+    return sender
+
+
+# ------------------------------------------------------------------ tracker store
 
 
 async def test_tracker_round_trips_through_redis(redis_url):
-    store = ResilientRedisTrackerStore(DOMAIN, host=redis_url, key_prefix="t")
-    sender = f"shopper-{uuid.uuid4().hex}"
-    await store.save(tracker_with_greeting(sender))
-    restored = await ResilientRedisTrackerStore(DOMAIN, host=redis_url, key_prefix="t").retrieve(sender)
-    assert [e.as_dict()["event"] for e in restored.events][-2:] == ["user", "action"]
+    sender = await new_conversation(redis_url, *greeting(), SlotSet("order_id", "2024061812345678"))
+    restored = await store(redis_url).retrieve(sender)  # a fresh store: nothing cached in-process
+    assert [e.as_dict()["event"] for e in restored.events] == ["user", "action", "action", "slot"]
     assert restored.latest_message.text == "你好"
+    assert restored.get_slot("order_id") == "2024061812345678"
+    assert await store(redis_url).exists(sender)
+    assert sender in await store(redis_url).keys()
+
+
+async def test_save_writes_only_new_events(redis_url, redis_client):
+    sender = await new_conversation(redis_url)
+    key = f"t:events:{{{sender}}}"
+    tracker = await store(redis_url).retrieve(sender)
+    first = redis_client.lindex(key, 0)
+    redis_client.lset(key, 0, first.replace("你好".encode(), "您好".encode()))  # marks the stored copy
+    for event in greeting("在吗"):
+        tracker.update(event)
+    await store(redis_url).save(tracker)
+    stored = redis_client.lrange(key, 0, -1)
+    assert len(stored) == 6
+    assert "您好" in stored[0].decode()  # the old entry was not rewritten
+    assert "在吗" in stored[3].decode()
+
+
+async def test_retrieve_returns_the_latest_session_and_full_tracker_all(redis_url):
+    sender = await new_conversation(redis_url, *session_start(), *greeting("第一次"), *session_start(),
+                                    *greeting("第二次"))
+    latest = await store(redis_url).retrieve(sender)
+    assert latest.events[0] == ActionExecuted(ACTION_SESSION_START_NAME)
+    assert [e.text for e in latest.events if isinstance(e, UserUttered)] == ["第二次"]
+    full = await store(redis_url).retrieve_full_tracker(sender)
+    assert [e.text for e in full.events if isinstance(e, UserUttered)] == ["第一次", "第二次"]
+    # A turn on the latest session appends after everything, not after the session.
+    for event in greeting("第三次"):
+        latest.update(event)
+    await store(redis_url).save(latest)
+    full = await store(redis_url).retrieve_full_tracker(sender)
+    assert [e.text for e in full.events if isinstance(e, UserUttered)] == ["第一次", "第二次", "第三次"]
+
+
+async def test_a_stale_writer_is_refused_and_nothing_is_lost(redis_url, redis_client):
+    sender = await new_conversation(redis_url)
+    first, second = await store(redis_url).retrieve(sender), await store(redis_url).retrieve(sender)
+    for event in greeting("第一个进程"):
+        first.update(event)
+    await store(redis_url).save(first)
+    for event in greeting("第二个进程"):
+        second.update(event)
+    with pytest.raises(TrackerConflict):
+        await store(redis_url).save(second)
+    full = await store(redis_url).retrieve_full_tracker(sender)
+    assert [e.text for e in full.events if isinstance(e, UserUttered)] == ["你好", "第一个进程"]
+
+
+async def test_a_foreign_tracker_extending_the_stored_one_is_appended(redis_url):
+    sender = await new_conversation(redis_url)
+    stored = await store(redis_url).retrieve(sender)
+    foreign = DialogueStateTracker.from_events(sender, list(stored.events) + greeting("追加"), DOMAIN.slots)
+    await store(redis_url).save(foreign)
+    full = await store(redis_url).retrieve_full_tracker(sender)
+    assert [e.text for e in full.events if isinstance(e, UserUttered)] == ["你好", "追加"]
+
+
+async def test_a_rewritten_conversation_replaces_the_stored_one_and_fences_old_readers(redis_url):
+    sender = await new_conversation(redis_url)
+    reader = await store(redis_url).retrieve(sender)
+    rewritten = DialogueStateTracker.from_events(sender, greeting("重写"), DOMAIN.slots)
+    await store(redis_url).save(rewritten)  # what Rasa's PUT /conversations/<id>/tracker/events does
+    full = await store(redis_url).retrieve_full_tracker(sender)
+    assert [e.text for e in full.events if isinstance(e, UserUttered)] == ["重写"]
+    reader.update(UserUttered("过时"))
+    with pytest.raises(TrackerConflict):
+        await store(redis_url).save(reader)
+
+
+async def test_unknown_conversation_is_none(redis_url):
+    assert await store(redis_url).retrieve(new_sender()) is None
+    assert not await store(redis_url).exists(new_sender())
 
 
 async def test_tracker_save_rides_out_a_redis_restart(embedded_redis):
-    store = ResilientRedisTrackerStore(DOMAIN, host=embedded_redis.url)
-    await store.save(tracker_with_greeting("before"))
+    before = await new_conversation(embedded_redis.url)
     embedded_redis.stop()
     restarter = threading.Timer(0.8, embedded_redis.start)
     restarter.start()
     started = time.monotonic()
-    await store.save(tracker_with_greeting("during"))  # retries until Redis is back
+    during = await new_conversation(embedded_redis.url)  # retries until Redis is back
     restarter.join()
     assert time.monotonic() - started >= 0.5
-    assert (await store.retrieve("during")).latest_message.text == "你好"
-    assert (await store.retrieve("before")) is not None  # persisted in the append-only file
+    assert (await store(embedded_redis.url).retrieve(during)).latest_message.text == "你好"
+    assert (await store(embedded_redis.url).retrieve(before)) is not None  # in the append-only file
 
 
 async def test_tracker_save_fails_loudly_when_redis_stays_down(embedded_redis):
-    import redis
-
-    store = ResilientRedisTrackerStore(DOMAIN, host=embedded_redis.url)
+    url = embedded_redis.url
     embedded_redis.stop()
     with pytest.raises(redis.ConnectionError):
-        await store.save(tracker_with_greeting("lost"))
+        await new_conversation(url)
 
 
-async def test_lock_store_serialises_one_conversation(redis_url):
-    store = ResilientRedisLockStore(EndpointConfig(url=redis_url, key_prefix="locktest"))
-    sender = f"shopper-{uuid.uuid4().hex}"
+# ------------------------------------------------------------------ lock store
+
+
+def lock_store(url: str, **options) -> RedisTicketLockStore:
+    return RedisTicketLockStore(EndpointConfig(url=url, key_prefix="locktest", **options))
+
+
+async def test_lock_serialises_one_conversation_first_come_first_served(redis_url, redis_client):
+    store_ = lock_store(redis_url)
+    sender = new_sender()
     order = []
 
-    async def turn(name: str) -> None:
-        async with store.lock(sender, wait_time_in_seconds=0.05):
+    async def turn(name: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        async with store_.lock(sender):
             order.append(f"{name}-in")
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.05)
             order.append(f"{name}-out")
 
-    await asyncio.gather(turn("a"), turn("b"))
-    assert order in (["a-in", "a-out", "b-in", "b-out"], ["b-in", "b-out", "a-in", "a-out"])
-    assert store.get_lock(sender) is None
+    await asyncio.gather(turn("c", 0.02), turn("a", 0.0), turn("b", 0.01))
+    assert order == ["a-in", "a-out", "b-in", "b-out", "c-in", "c-out"]
+    assert not redis_client.exists(f"locktest:lock:{{{sender}}}")  # nothing left behind
 
 
-async def test_lock_store_rides_out_a_redis_restart(embedded_redis):
-    store = ResilientRedisLockStore(EndpointConfig(url=embedded_redis.url))
+async def test_a_waiter_gets_the_lock_within_milliseconds_of_its_release(redis_url):
+    store_ = lock_store(redis_url)
+    sender = new_sender()
+    released = {}
+
+    async def holder() -> None:
+        async with store_.lock(sender):
+            await asyncio.sleep(0.2)
+        released["at"] = time.monotonic()
+
+    async def waiter() -> float:
+        await asyncio.sleep(0.05)
+        async with store_.lock(sender):
+            return time.monotonic()
+
+    _, acquired = await asyncio.gather(holder(), waiter())
+    # Stock Rasa polls once a second; here the gap is the poll interval (25 ms at most).
+    assert acquired - released["at"] < 0.15
+
+
+async def test_the_ticket_of_a_crashed_holder_expires(redis_url):
+    crashed = lock_store(redis_url, lease_s=0.3)
+    sender = new_sender()
+    client = crashed._redis.get()
+    keys = crashed._keys(sender)
+    ticket = await crashed._acquire(client, keys, sender)  # taken, then the process "dies"
+    assert ticket >= 1
+    started = time.monotonic()
+    async with lock_store(redis_url, lease_s=0.3).lock(sender):
+        waited = time.monotonic() - started
+    assert 0.2 < waited < 2.0
+
+
+async def test_a_long_turn_keeps_its_lock_through_the_heartbeat(redis_url):
+    short = lock_store(redis_url, lease_s=0.3)
+    sender = new_sender()
+    order = []
+
+    async def long_turn() -> None:
+        async with short.lock(sender):
+            order.append("long-in")
+            await asyncio.sleep(1.0)  # more than three leases
+            order.append("long-out")
+
+    async def next_turn() -> None:
+        await asyncio.sleep(0.1)
+        async with short.lock(sender):
+            order.append("next-in")
+
+    await asyncio.gather(long_turn(), next_turn())
+    assert order == ["long-in", "long-out", "next-in"]
+
+
+async def test_waiting_too_long_raises_lock_error(redis_url):
+    patient = lock_store(redis_url)
+    impatient = lock_store(redis_url, max_queue_s=0.2)
+    sender = new_sender()
+
+    async def hold() -> None:
+        async with patient.lock(sender):
+            await asyncio.sleep(0.6)
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0.05)
+    with pytest.raises(LockError):
+        async with impatient.lock(sender):
+            pass
+    await holder
+
+
+def _contend(url: str, sender: str, turns: int, results) -> None:
+    """In a separate process: read-modify-write a counter under the lock, with a pause between
+    read and write that makes any overlap lose an update."""
+
+    async def main() -> None:
+        store_ = lock_store(url)
+        client = redis.Redis.from_url(url)
+        for _ in range(turns):
+            async with store_.lock(sender):
+                value = int(client.get(f"counter:{sender}") or 0)
+                await asyncio.sleep(0.002)
+                client.set(f"counter:{sender}", value + 1)
+
+    asyncio.run(main())
+    results.put("ok")
+
+
+def test_the_lock_is_atomic_across_processes(redis_url, redis_client):
+    sender = new_sender()
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    processes = [context.Process(target=_contend, args=(redis_url, sender, 40, results)) for _ in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+    assert [results.get(timeout=5) for _ in processes] == ["ok"] * 4
+    assert int(redis_client.get(f"counter:{sender}")) == 4 * 40
+
+
+async def test_lock_rides_out_a_redis_restart(embedded_redis):
+    store_ = lock_store(embedded_redis.url)
     embedded_redis.stop()
     restarter = threading.Timer(0.5, embedded_redis.start)
     restarter.start()
-    async with store.lock("during-restart", wait_time_in_seconds=0.05):
-        assert store.get_lock("during-restart") is not None
+    async with store_.lock("during-restart"):
+        pass
     restarter.join()
-    assert store.get_lock("during-restart") is None
