@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from bot.model import ensure_trained
 from bot.paths import ROOT
@@ -43,6 +43,12 @@ def signing_secret(settings: Settings) -> str:
     return persisted_secret(settings, settings.store_signing_secret, "store_signing_secret")
 
 
+def action_server_env(env: Dict[str, str]) -> Dict[str, str]:
+    """The action server's environment. rasa_sdk listens on SANIC_HOST, all interfaces when it is
+    unset; only Rasa calls it, and it has no authentication, so it stays on loopback."""
+    return {**env, "SANIC_HOST": env.get("SANIC_HOST") or "127.0.0.1"}
+
+
 def how_to_chat(settings: Settings, model: Path, redis_url: str) -> str:
     rel_model = model.relative_to(ROOT) if model.is_relative_to(ROOT) else model
     return f"""
@@ -67,6 +73,11 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 
 def main() -> int:
     settings = Settings.from_env()
+    try:
+        settings.allowed_origins  # exact origins only, checked before anything starts
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
     token = api_token(settings)
     started_at = time.monotonic()
     redis = None
@@ -84,7 +95,7 @@ def main() -> int:
         env = {**service_env(redis_url, settings.action_port), "STORE_SIGNING_SECRET": signing_secret(settings),
                "RASA_API_TOKEN": token, "RASA_URL": f"http://127.0.0.1:{settings.rasa_port}"}
         ready_from = time.monotonic()
-        children.append(action_server(settings.action_port, env).start())
+        children.append(action_server(settings.action_port, action_server_env(env)).start())
         children.append(
             rasa_server(
                 model, settings.rasa_port, token, env,

@@ -3,11 +3,31 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Tuple
 
 from bot.paths import ROOT
+
+
+# An exact origin: scheme://host[:port], nothing else.
+_ORIGIN = re.compile(r"^https?://(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
+
+
+def parse_origins(value: str) -> Tuple[str, ...]:
+    """CORS_ORIGINS as a tuple of exact origins; anything else raises ValueError.
+
+    Wildcards and patterns are refused: sanic-cors, which Rasa uses for --cors, treats an origin
+    containing *, ?, ] or a backslash as a regular expression and matches it without an end
+    anchor, so `https://.*\\.shop\\.com` would also admit https://x.shop.com.evil.example.
+    """
+    origins = tuple(value.split())
+    bad = [origin for origin in origins if not _ORIGIN.match(origin)]
+    if bad:
+        raise ValueError(f"CORS_ORIGINS must list exact origins like https://shop.example.com "
+                         f"(no wildcards, paths or trailing slashes); refused: {' '.join(bad)}")
+    return origins
 
 
 @dataclass(frozen=True)
@@ -26,6 +46,7 @@ class Settings:
     order_system_base_url: Optional[str] = None
     order_system_token: Optional[str] = None
     order_system_timeout_s: float = 3.0
+    sender_max_per_second: int = 5
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
@@ -47,7 +68,13 @@ class Settings:
             order_system_base_url=env.get("ORDER_SYSTEM_BASE_URL") or None,
             order_system_token=env.get("ORDER_SYSTEM_TOKEN") or None,
             order_system_timeout_s=float(env.get("ORDER_SYSTEM_TIMEOUT_S", "3")),
+            sender_max_per_second=int(env.get("SENDER_MAX_PER_SECOND", "5")),
         )
+
+    @property
+    def allowed_origins(self) -> Tuple[str, ...]:
+        """The browser origins allowed to call Rasa and the web chat's JSON routes (CORS)."""
+        return parse_origins(self.cors_origins)
 
     @property
     def action_endpoint_url(self) -> str:

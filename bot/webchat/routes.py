@@ -4,6 +4,9 @@ The widget talks to Rasa's socket.io channel directly. The web app adds what a b
 do itself: reading the conversation history (the Rasa API token stays here; the random session id
 the widget keeps is the capability), storing uploaded photos, and, for the demo storefront,
 signing the logged-in customer's token as a store's backend would.
+
+The JSON routes answer cross-origin requests only from CORS_ORIGINS (exact origins), for a widget
+embedded in a storefront on another origin; every other origin gets no CORS headers.
 """
 
 from __future__ import annotations
@@ -29,6 +32,18 @@ def image_kind(head: bytes) -> str | None:
         if head.startswith(magic) and (kind != "webp" or head[8:12] == b"WEBP"):
             return kind
     return None
+
+
+def cors_headers(request: web.Request, settings) -> Dict[str, str]:
+    """Allow-Origin for a configured origin only (never `*`); Vary, since the answer depends on it."""
+    origin = request.headers.get("Origin", "")
+    try:
+        allowed = settings.allowed_origins
+    except ValueError:  # a malformed CORS_ORIGINS allows nobody (the runner refuses to start)
+        allowed = ()
+    if origin and origin in allowed:
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    return {"Vary": "Origin"}
 
 
 def history_from_tracker(tracker: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -64,7 +79,7 @@ def setup_webchat(app: web.Application, services_key, config_key) -> None:
             return web.json_response({"error": "bad session id"}, status=400)
         tracker = await request.app[services_key].rasa.tracker(session_id)
         return web.json_response({"messages": history_from_tracker(tracker)},
-                                 headers={"Access-Control-Allow-Origin": "*"})
+                                 headers=cors_headers(request, request.app[config_key].settings))
 
     async def upload(request: web.Request) -> web.Response:
         if (request.content_length or 0) > MAX_UPLOAD_BYTES + 4096:
@@ -73,9 +88,12 @@ def setup_webchat(app: web.Application, services_key, config_key) -> None:
         part = await reader.next()
         if part is None or part.name != "image":
             return web.json_response({"error": "没有收到图片"}, status=400)
-        data = await part.read(decode=False)
-        if len(data) > MAX_UPLOAD_BYTES:
-            return web.json_response({"error": "图片不能超过5MB"}, status=413)
+        data = bytearray()  # read in chunks, so a chunked upload without a length stops at the limit
+        while chunk := await part.read_chunk(64 * 1024):
+            data += chunk
+            if len(data) > MAX_UPLOAD_BYTES:
+                return web.json_response({"error": "图片不能超过5MB"}, status=413)
+        data = bytes(data)
         kind = image_kind(data[:16])
         if kind is None:
             return web.json_response({"error": "只支持 JPG、PNG、WebP 图片"}, status=415)
@@ -84,7 +102,7 @@ def setup_webchat(app: web.Application, services_key, config_key) -> None:
         name = f"{uuid.uuid4().hex}.{kind}"
         (folder / name).write_bytes(data)
         return web.json_response({"url": f"{request.scheme}://{request.host}/uploads/{name}"},
-                                 headers={"Access-Control-Allow-Origin": "*"})
+                                 headers=cors_headers(request, request.app[config_key].settings))
 
     async def uploaded(request: web.Request) -> web.FileResponse:
         name = request.match_info["name"]
