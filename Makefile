@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help venv browser train run test test-unit validate test-stories test-nlu test-kb bench-nlu bench-kb lock clean
+.PHONY: help venv browser train run test test-unit validate test-stories test-nlu test-kb bench-nlu bench-kb lock clean audit
 
 help:
 	@echo "make run    start Redis (embedded unless REDIS_URL is set), the action server and Rasa"
@@ -66,6 +66,18 @@ test-kb: venv
 
 bench-kb: venv
 	$(PY) scripts/bench_kb.py
+
+# pip-audit (pinned in requirements-audit.txt, in its own .venv-audit so .venv stays as pinned)
+# against requirements.txt; writes the dated report to docs/security/pip-audit.txt.
+audit:
+	@interp=$$(scripts/find-python310) || exit 1; \
+	if [ ! -x .venv-audit/bin/pip-audit ] || ! cmp -s requirements-audit.txt .venv-audit/.requirements; then \
+	  rm -rf .venv-audit && "$$interp" -m venv .venv-audit && \
+	  .venv-audit/bin/pip install --quiet --disable-pip-version-check "pip==24.0" && \
+	  .venv-audit/bin/pip install --quiet --disable-pip-version-check -r requirements-audit.txt && \
+	  cp requirements-audit.txt .venv-audit/.requirements || exit 1; \
+	fi
+	.venv-audit/bin/python scripts/audit.py --out docs/security/pip-audit.txt
 
 # Re-resolves requirements.in into the fully pinned requirements.txt.
 lock:
