@@ -9,12 +9,13 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help venv browser train run test test-unit validate test-stories test-nlu test-kb bench-nlu bench-kb lock clean audit
+.PHONY: help venv browser train run test test-unit validate test-stories test-nlu test-kb bench bench-nlu bench-kb lock clean audit
 
 help:
 	@echo "make run    start Redis (embedded unless REDIS_URL is set), the action server and Rasa"
 	@echo "make test   run every test (pytest, data validation, conversation tests, NLU threshold)"
 	@echo "make train  train the model if data/, config or domain changed"
+	@echo "make bench      one run, one table: NLU, KB, end-to-end load vs bare Rasa, memory, start-up"
 	@echo "make bench-nlu  print intent accuracy / macro-F1 and entity F1 on the held-out set"
 	@echo "make bench-kb   print knowledge-base hit@1 / hit@3 / MRR and query latency"
 
@@ -29,10 +30,13 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $(STAMP)
 
-# Browser tests use Debian's chromium (never a downloaded browser); CI runs as root.
+# Browser tests use Debian's chromium (never a downloaded browser), and the scale-out test puts
+# Debian's nginx in front of two Rasa replicas; CI runs as root.
 browser:
-	@command -v chromium >/dev/null || { echo "installing Debian's chromium for browser tests"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@missing=""; command -v chromium >/dev/null || missing="chromium"; \
+	  [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing="$$missing nginx"; \
+	  if [ -n "$$missing" ]; then echo "installing Debian's$$missing for browser and scale-out tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 train: venv
 	$(PY) -m bot.model train
@@ -57,6 +61,9 @@ test-stories: venv train
 
 test-nlu: venv train
 	$(PY) scripts/bench_nlu.py --min-intent-f1 0.90
+
+bench: venv train
+	$(PY) scripts/bench.py $(BENCH_ARGS)
 
 bench-nlu: venv train
 	$(PY) scripts/bench_nlu.py

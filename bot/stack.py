@@ -84,6 +84,8 @@ def service_env(redis_url: str, action_port: int) -> Dict[str, str]:
         # No phoning home: the machines have no internet and shoppers' data stays here.
         "RASA_TELEMETRY_ENABLED": "false",
         "PYTHONPATH": str(ROOT),
+        # rasa_sdk's Sanic listens on SANIC_HOST, every interface when unset; it has no auth.
+        "SANIC_HOST": os.environ.get("SANIC_HOST") or "127.0.0.1",
     }
 
 
@@ -105,13 +107,15 @@ def rasa_server(
     *,
     bind_host: str = "127.0.0.1",
     cors_origins: str = "",
+    endpoints: str = "endpoints.yml",
+    credentials: str = "credentials.yml",
     output: Union[int, IO, None] = None,
 ) -> ManagedProcess:
     command = [
         sys.executable, "-m", "rasa", "run",
         "--model", str(model),
-        "--endpoints", "endpoints.yml",
-        "--credentials", "credentials.yml",
+        "--endpoints", endpoints,
+        "--credentials", credentials,
         "--interface", bind_host,
         "--port", str(port),
         "--enable-api",
