@@ -30,6 +30,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import OrderedDict
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Iterable, List, Optional, Sequence, Text, Tuple
 
@@ -53,6 +54,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_URL = "redis://localhost:6379/0"
 DEFAULT_PREFIX = "xiaobao"
 RETRIES = 9
+RECENT_TRACKERS = 256
 SOCKET_TIMEOUT_S = 5.0
 # OSError: a refused connect() surfaces as the builtin error before redis-py wraps it.
 RETRIED_ERRORS = [redis.ConnectionError, redis.TimeoutError, BusyLoadingError, OSError]
@@ -155,14 +157,21 @@ return result
 """
 
 
+# KEYS: events, meta. Returns {gen, stored length}.
+_VERSION = """
+return {tonumber(redis.call('HGET', KEYS[2], 'gen') or '0'), redis.call('LLEN', KEYS[1])}
+"""
+
+
 class _Persisted:
     """What a tracker object was read as: the stored list had `stored` events and generation `gen`,
     and the tracker's first `loaded` events are that list's last `loaded` entries."""
 
     ATTRIBUTE = "_xiaobao_persisted"
 
-    def __init__(self, gen: int, stored: int, loaded: int) -> None:
+    def __init__(self, gen: int, stored: int, loaded: int, latest_session: bool = False) -> None:
         self.gen, self.stored, self.loaded = gen, stored, loaded
+        self.latest_session = latest_session  # the tracker holds exactly the latest session
 
     @classmethod
     def of(cls, tracker: DialogueStateTracker) -> Optional["_Persisted"]:
@@ -207,6 +216,12 @@ class RedisEventLogTrackerStore(TrackerStore):
         self.prefix = _prefix(key_prefix)
         self.record_exp = int(record_exp or 0)
         self._redis = _LoopBoundClient(host or DEFAULT_URL)
+        # Trackers this process saved last, by sender: a conversation's next turn usually comes
+        # back here, and then needs neither the JSON nor the replay of every event (which grows
+        # with the conversation). An entry is handed out once (popped) and only when Redis still
+        # holds exactly what it was saved as, so other replicas' writes are never missed.
+        self._recent: "OrderedDict[str, DialogueStateTracker]" = OrderedDict()
+        self.recent_size = int(kwargs.get("recent_size", RECENT_TRACKERS))
 
     def _keys(self, sender_id: Text) -> List[str]:
         return [f"{self.prefix}:events:{{{sender_id}}}", f"{self.prefix}:meta:{{{sender_id}}}"]
@@ -226,6 +241,7 @@ class RedisEventLogTrackerStore(TrackerStore):
         else:
             start = _last_session_start(new_events)
             session = persisted.stored + start if start >= 0 else -1
+            latest_session = persisted.latest_session and start < 0
             try:
                 stored = await client.eval(_APPEND, 2, *keys, persisted.stored, persisted.gen, session,
                                            self.record_exp, *map(_dump, new_events))
@@ -233,7 +249,9 @@ class RedisEventLogTrackerStore(TrackerStore):
                 if "CONFLICT" not in str(error):
                     raise
                 raise TrackerConflict(f"conversation {tracker.sender_id} changed meanwhile: {error}") from error
-            _Persisted(persisted.gen, int(stored), len(events)).mark(tracker)
+            _Persisted(persisted.gen, int(stored), len(events), latest_session).mark(tracker)
+            if latest_session:
+                self._remember(tracker)
         if self.event_broker is not None and new_events:
             await self._stream_new_events(self.event_broker, new_events, tracker.sender_id)
 
@@ -245,7 +263,7 @@ class RedisEventLogTrackerStore(TrackerStore):
         """
         gen, stored, _offset, raw = await self._read(client, keys, latest_session_only=False)
         if stored == 0:
-            return _Persisted(gen, 0, 0)
+            return _Persisted(gen, 0, 0, latest_session=True)
         if len(raw) <= len(events) and all(json.loads(raw[i]) == events[i].as_dict() for i in range(len(raw))):
             return _Persisted(gen, stored, stored)
         return _Persisted(gen, -1, 0)
@@ -262,12 +280,29 @@ class RedisEventLogTrackerStore(TrackerStore):
         dialogue = Dialogue.from_parameters({"name": sender_id, "events": [json.loads(event) for event in raw]})
         tracker = self.init_tracker(sender_id)
         tracker.recreate_from_dialogue(dialogue)
-        _Persisted(gen, stored, len(tracker.events)).mark(tracker)
+        _Persisted(gen, stored, len(tracker.events), latest_session_only).mark(tracker)
         return tracker
 
     async def retrieve(self, sender_id: Text) -> Optional[DialogueStateTracker]:
         """The conversation's latest session (like Rasa's SQL store)."""
-        return await self._retrieve(sender_id, latest_session_only=True)
+        recent = await self._take_recent(sender_id)
+        return recent if recent is not None else await self._retrieve(sender_id, latest_session_only=True)
+
+    def _remember(self, tracker: DialogueStateTracker) -> None:
+        self._recent.pop(tracker.sender_id, None)
+        self._recent[tracker.sender_id] = tracker
+        while len(self._recent) > self.recent_size:
+            self._recent.popitem(last=False)
+
+    async def _take_recent(self, sender_id: Text) -> Optional[DialogueStateTracker]:
+        tracker = self._recent.pop(sender_id, None)
+        persisted = _Persisted.of(tracker) if tracker is not None else None
+        if persisted is None or len(tracker.events) != persisted.loaded:  # changed since its save
+            return None
+        gen, stored = await self._redis.get().eval(_VERSION, 2, *self._keys(sender_id))
+        if int(gen) != persisted.gen or int(stored) != persisted.stored:  # written elsewhere since
+            return None
+        return tracker
 
     async def retrieve_full_tracker(self, conversation_id: Text) -> Optional[DialogueStateTracker]:
         return await self._retrieve(conversation_id, latest_session_only=False)

@@ -132,6 +132,50 @@ async def test_a_rewritten_conversation_replaces_the_stored_one_and_fences_old_r
         await store(redis_url).save(reader)
 
 
+async def test_the_next_turn_reuses_the_saved_tracker_unless_another_replica_wrote(redis_url):
+    replica_a, replica_b = store(redis_url), store(redis_url)
+    sender = await new_conversation(redis_url)
+    tracker = await replica_a.retrieve(sender)
+    for event in greeting("第一轮"):
+        tracker.update(event)
+    await replica_a.save(tracker)
+    assert await replica_a.retrieve(sender) is tracker  # no JSON, no replay
+    await replica_a.save(tracker)  # (the turn ends; nothing new)
+    other = await replica_b.retrieve(sender)
+    for event in greeting("另一个副本"):
+        other.update(event)
+    await replica_b.save(other)
+    fresh = await replica_a.retrieve(sender)  # Redis moved on: read again
+    assert fresh is not tracker
+    assert [e.text for e in fresh.events if isinstance(e, UserUttered)] == ["你好", "第一轮", "另一个副本"]
+
+
+async def test_a_saved_tracker_is_handed_out_once_and_not_after_a_change(redis_url):
+    replica = store(redis_url)
+    sender = await new_conversation(redis_url)
+    tracker = await replica.retrieve(sender)
+    tracker.update(UserUttered("已保存"))
+    await replica.save(tracker)
+    first, second = await replica.retrieve(sender), await replica.retrieve(sender)
+    assert first is tracker and second is not tracker  # never shared between two holders
+    await replica.save(first)
+    first.update(UserUttered("改了没存"))  # changed after its save
+    again = await replica.retrieve(sender)
+    assert again is not first and again.latest_message.text == "已保存"
+
+
+async def test_a_new_session_is_read_back_from_redis(redis_url):
+    replica = store(redis_url)
+    sender = await new_conversation(redis_url)
+    tracker = await replica.retrieve(sender)
+    for event in session_start() + greeting("新会话"):
+        tracker.update(event)
+    await replica.save(tracker)
+    latest = await replica.retrieve(sender)
+    assert latest is not tracker
+    assert [e.text for e in latest.events if isinstance(e, UserUttered)] == ["新会话"]
+
+
 async def test_unknown_conversation_is_none(redis_url):
     assert await store(redis_url).retrieve(new_sender()) is None
     assert not await store(redis_url).exists(new_sender())
