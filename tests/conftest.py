@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional, Tuple
 
 import pytest
 import redis as redis_lib
@@ -27,15 +27,21 @@ def embedded_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
     server.stop()
 
 
+def configured_or_embedded_redis(data_dir: Path) -> Tuple[str, Optional[EmbeddedRedis]]:
+    """REDIS_URL when set (CI or a developer's server), else a started embedded server (to stop)."""
+    if os.environ.get("REDIS_URL"):
+        return os.environ["REDIS_URL"], None
+    server = EmbeddedRedis(free_port(), data_dir).start()
+    return server.url, server
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """REDIS_URL when set (CI or a developer's server), else an embedded server for the session."""
-    if os.environ.get("REDIS_URL"):
-        yield os.environ["REDIS_URL"]
-        return
-    server = EmbeddedRedis(free_port(), tmp_path_factory.mktemp("redis")).start()
-    yield server.url
-    server.stop()
+    """A real Redis for the session."""
+    url, server = configured_or_embedded_redis(tmp_path_factory.mktemp("redis"))
+    yield url
+    if server is not None:
+        server.stop()
 
 
 @pytest.fixture

@@ -8,7 +8,9 @@ import os
 import shutil
 import uuid
 import secrets
+import time
 import urllib.request
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -22,9 +24,10 @@ from bot.paths import ROOT
 from bot.redis_server import EmbeddedRedis
 from bot.settings import Settings
 from bot.stack import ManagedProcess, action_server, rasa_server, service_env
-from tests.conftest import free_port
+from tests.conftest import configured_or_embedded_redis, free_port
 
 READY_TIMEOUT_S = 240
+HUMAN_PACE_S = 0.25
 SIGNING_SECRET = "integration-test-signing-secret"
 WECHAT = {"WECHAT_TOKEN": "xiaobao-test-token", "WECHAT_APPID": "wxtestappid00001", "WECHAT_SECRET": "wechat-secret",
           "WECHAT_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"}
@@ -43,6 +46,7 @@ class Stack:
     rasa: Optional[ManagedProcess] = None
     wechat: Any = None  # the fake WeChat API (tests.channels.fake_wechat.FakeWeChat)
     wechat_url: str = ""
+    last_sent: Dict[str, float] = field(default_factory=dict)
 
     def env(self) -> Dict[str, str]:
         return {**service_env(self.redis_url, self.action_port), "STORE_SIGNING_SECRET": SIGNING_SECRET,
@@ -70,7 +74,15 @@ class Stack:
                 process.stop()
 
     def send(self, sender: str, text: Any, timeout: float = 60, metadata: Optional[dict] = None) -> List[Dict[str, Any]]:
-        """POSTs to the REST webhook; returns the bot's messages (HTTP errors raise)."""
+        """POSTs to the REST webhook; returns the bot's messages (HTTP errors raise).
+
+        Test shoppers type like people: at most one message every HUMAN_PACE_S per sender, since
+        the server limits each sender to SENDER_MAX_PER_SECOND (5) messages a second.
+        """
+        wait = self.last_sent.get(sender, 0.0) + HUMAN_PACE_S - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        self.last_sent[sender] = time.monotonic()
         body = {"sender": sender, "message": text, **({"metadata": metadata} if metadata else {})}
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.rasa_port}/webhooks/rest/webhook",
@@ -92,12 +104,7 @@ class Stack:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     log_dir = tmp_path_factory.mktemp("stack-logs")
-    redis = None
-    if os.environ.get("REDIS_URL"):
-        redis_url = os.environ["REDIS_URL"]
-    else:
-        redis = EmbeddedRedis(free_port(), tmp_path_factory.mktemp("stack-redis")).start()
-        redis_url = redis.url
+    redis_url, redis = configured_or_embedded_redis(tmp_path_factory.mktemp("stack-redis"))
     from tests.channels.fake_wechat import FakeWeChat
 
     model = ensure_trained(Settings.from_env())
@@ -133,6 +140,22 @@ def all_response_texts() -> Set[str]:
 
 def matches_response(message_text: str, name: str, **slots: str) -> bool:
     return message_text in {text.format(**slots) for text in response_texts(name)}
+
+
+@asynccontextmanager
+async def socket_session(stack: Stack, session_id: str):
+    """A socket.io client in the conversation `session_id`, with a queue of the bot's replies."""
+    import socketio
+
+    client = socketio.AsyncClient(reconnection=False)
+    replies: "asyncio.Queue[dict]" = asyncio.Queue()
+    client.on("bot_uttered", replies.put)
+    await client.connect(f"http://127.0.0.1:{stack.rasa_port}", transports=["websocket"], socketio_path="/socket.io")
+    try:
+        await client.emit("session_request", {"session_id": session_id})
+        yield client, replies
+    finally:
+        await client.disconnect()
 
 
 async def stored_open_ticket(redis_url: str, sender: str = None, ticket_id: str = None):

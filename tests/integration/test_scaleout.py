@@ -27,10 +27,9 @@ import socketio
 from bot.channels.polite import system_message
 from bot.model import ensure_trained
 from bot.rasa_api import RasaApi
-from bot.redis_server import EmbeddedRedis
 from bot.settings import Settings
 from bot.stack import ManagedProcess, action_server, rasa_server, service_env
-from tests.conftest import free_port
+from tests.conftest import configured_or_embedded_redis, free_port
 from tests.integration.conftest import READY_TIMEOUT_S, SIGNING_SECRET, WECHAT
 
 pytestmark = pytest.mark.integration
@@ -105,12 +104,7 @@ http {{
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     logs = tmp_path_factory.mktemp("scaleout")
-    redis = None
-    if os.environ.get("REDIS_URL"):
-        redis_url = os.environ["REDIS_URL"]
-    else:
-        redis = EmbeddedRedis(free_port(), logs / "redis").start()
-        redis_url = redis.url
+    redis_url, redis = configured_or_embedded_redis(logs / "redis")
     model = ensure_trained(Settings.from_env())
     replicas: List[Replica] = []
     nginx: Optional[subprocess.Popen] = None
