@@ -19,7 +19,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.services import customer_of, order_system, today
 from bot.identity import phone_last4_matches
-from bot.orders.client import NewReturn, OrderSystemUnavailable
+from bot.orders.client import NewReturn, OrderSystemTimeout, OrderSystemUnavailable
 from bot.orders.eligibility import Eligibility, assess, condition_checks, condition_question
 from bot.orders.models import Order, OrderStatus, ReturnReason
 from bot.paths import KNOWLEDGE_DIR
@@ -402,8 +402,10 @@ class ActionSubmitReturn(Action):
         )
         try:
             created_return, created = await (await order_system()).create_return(request)
-        except OrderSystemUnavailable:
-            dispatcher.utter_message(response="utter_order_system_down")
+        except OrderSystemUnavailable as error:
+            # After a timeout the order system may still open the return; a retry is idempotent.
+            timed_out = isinstance(error, OrderSystemTimeout)
+            dispatcher.utter_message(response="utter_return_unconfirmed" if timed_out else "utter_order_system_down")
             return [SlotSet("return_confirmed", None)]
         steps = return_texts()["next_steps"]
         next_steps = steps[created_return.kind].format(shipping=steps["shipping"][allowed[0].shipping_paid_by or "consumer"])

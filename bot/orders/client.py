@@ -18,7 +18,12 @@ class OrderSystemError(Exception):
 
 
 class OrderSystemUnavailable(OrderSystemError):
-    """The order system timed out or could not be reached; nothing was changed."""
+    """The order system could not be reached or failed; nothing was changed."""
+
+
+class OrderSystemTimeout(OrderSystemUnavailable):
+    """The order system did not answer in time. A write it was still working on may yet complete;
+    retrying is safe, because opening a return is idempotent per item."""
 
 
 @dataclass(frozen=True)

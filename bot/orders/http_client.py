@@ -15,7 +15,7 @@ from typing import Any, List, Optional, Tuple
 
 import aiohttp
 
-from bot.orders.client import NewReturn, OrderSystemError, OrderSystemUnavailable
+from bot.orders.client import NewReturn, OrderSystemError, OrderSystemTimeout, OrderSystemUnavailable
 from bot.orders.models import Order, ReturnRequest, order_from_dict, return_from_dict, to_dict
 
 
@@ -41,7 +41,9 @@ class HttpOrderSystem:
                 if response.status >= 400:
                     raise OrderSystemError(f"{method} {path}: HTTP {response.status}")
                 return await response.json()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+        except asyncio.TimeoutError as error:  # before ClientError: aiohttp's timeouts are both
+            raise OrderSystemTimeout(f"{method} {path}: no answer within {self._timeout.total} s") from error
+        except aiohttp.ClientError as error:
             raise OrderSystemUnavailable(f"{method} {path}: {error!r}") from error
 
     async def orders_of(self, customer_id: str) -> List[Order]:

@@ -1,6 +1,7 @@
 """A local order-management HTTP server implementing HttpOrderSystem's contract, for tests.
 
-It serves any OrderSystem (the Redis one in the tests) and can be told to answer slowly.
+It serves any OrderSystem (the Redis one in the tests) and can be told to answer slowly, to every
+request or only to some methods (slow writes, fast reads).
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ from bot.orders.models import to_dict
 SYSTEM = web.AppKey("system", object)
 TOKEN = web.AppKey("token", str)
 DELAY = web.AppKey("delay", list)
+SLOW_METHODS = web.AppKey("slow_methods", tuple)
 
 
 @web.middleware
 async def auth_and_delay(request: web.Request, handler):
     if request.headers.get("Authorization") != f"Bearer {request.app[TOKEN]}":
         raise web.HTTPUnauthorized()
-    await asyncio.sleep(request.app[DELAY][0])
+    if request.method in request.app[SLOW_METHODS]:
+        await asyncio.sleep(request.app[DELAY][0])
     return await handler(request)
 
 
@@ -56,9 +59,9 @@ async def customer_returns(request: web.Request) -> web.Response:
     return web.json_response([to_dict(r) for r in found])
 
 
-def create_app(system, token: str, delay_s: float = 0.0) -> web.Application:
+def create_app(system, token: str, delay_s: float = 0.0, slow_methods=("GET", "POST")) -> web.Application:
     app = web.Application(middlewares=[auth_and_delay])
-    app[SYSTEM], app[TOKEN], app[DELAY] = system, token, [delay_s]
+    app[SYSTEM], app[TOKEN], app[DELAY], app[SLOW_METHODS] = system, token, [delay_s], tuple(slow_methods)
     app.add_routes([
         web.get("/customers/{customer_id}/orders", customer_orders),
         web.get("/orders/{order_id}", one_order),

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 import uuid
 
 import pytest
 
-from bot.orders.client import NewReturn, OrderSystemUnavailable
+from bot.orders.client import NewReturn, OrderSystemTimeout, OrderSystemUnavailable
 from bot.orders.demo import demo_orders
 from bot.orders.http_client import HttpOrderSystem
 from bot.orders.models import OrderStatus
 from bot.orders.redis_store import RedisOrderSystem
-from tests.orders.fake_oms import create_app
+from tests.orders.fake_oms import DELAY, create_app
 
 TODAY = dt.date(2026, 11, 28)
 TOKEN = "oms-test-token"
@@ -98,8 +99,24 @@ async def test_redis_outage_is_reported_as_unavailable(embedded_redis):
 async def test_slow_order_system_times_out(redis_system, aiohttp_server):
     server = await aiohttp_server(create_app(redis_system, TOKEN, delay_s=2.0))
     client = HttpOrderSystem(str(server.make_url("")), TOKEN, timeout_s=0.3)
-    with pytest.raises(OrderSystemUnavailable):
+    started = time.monotonic()
+    with pytest.raises(OrderSystemTimeout):
         await client.orders_of("c1001")
+    assert time.monotonic() - started < 1.0  # the timeout, not the server, ended the wait
+    await client.close()
+
+
+async def test_a_submit_that_times_out_is_never_duplicated_by_the_retry(redis_system, aiohttp_server):
+    app = create_app(redis_system, TOKEN, delay_s=1.0)
+    server = await aiohttp_server(app)
+    client = HttpOrderSystem(str(server.make_url("")), TOKEN, timeout_s=0.3)
+    order = (await redis_system.orders_of("c1002"))[0]
+    with pytest.raises(OrderSystemTimeout):
+        await client.create_return(new_return(order))
+    app[DELAY][0] = 0.0  # the order system recovers; the shopper submits again
+    retried, _ = await client.create_return(new_return(order))
+    await asyncio.sleep(1.0)  # the slow request may still complete on the order system's side
+    assert [r.return_id for r in await redis_system.returns_of("c1002")] == [retried.return_id]
     await client.close()
 
 
