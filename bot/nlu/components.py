@@ -97,15 +97,17 @@ class SpacyEntityRuler(GraphComponent, EntityExtractorMixin):
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
+            # Like the tokenizer, read both ends only: spaCy takes seconds over 100,000 characters.
             found = [
                 {
                     ENTITY_ATTRIBUTE_TYPE: match.entity,
                     ENTITY_ATTRIBUTE_VALUE: match.value,
-                    ENTITY_ATTRIBUTE_START: match.start,
-                    ENTITY_ATTRIBUTE_END: match.end,
+                    ENTITY_ATTRIBUTE_START: offset + match.start,
+                    ENTITY_ATTRIBUTE_END: offset + match.end,
                     ENTITY_ATTRIBUTE_CONFIDENCE: 1.0,
                 }
-                for match in default_matcher().match(message.get(TEXT) or "")
+                for offset, fragment in nlu_windows(message.get(TEXT) or "")
+                for match in default_matcher().match(fragment)
             ]
             found = self.add_extractor_name(found)
             message.set(ENTITIES, message.get(ENTITIES, []) + found, add_to_output=True)

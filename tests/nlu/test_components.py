@@ -34,6 +34,14 @@ def test_entity_ruler_adds_canonical_entities_next_to_existing_ones():
     }
 
 
+def test_entity_ruler_reads_both_ends_of_a_huge_message_like_the_tokenizer():
+    text = "拼多多上买的" + "啊" * 50_000 + "冰箱" + "啊" * 50_000 + "在淘宝"
+    message = Message({TEXT: text})
+    SpacyEntityRuler().process([message])
+    found = {(e["value"], text[e["start"] : e["end"]]) for e in message.get(ENTITIES)}
+    assert found == {("拼多多", "拼多多"), ("淘宝", "淘宝")}  # the middle is not read: no stall
+
+
 def test_guard_overrides_only_messages_without_words():
     emoji = Message({TEXT: "😂😂", INTENT: {"name": "thanks", "confidence": 0.4}})
     words = Message({TEXT: "我要退货", INTENT: {"name": "request_return", "confidence": 0.9}})
