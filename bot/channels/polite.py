@@ -3,11 +3,14 @@
 A turn that raises (e.g. Redis is down) ends with an apology. So does a turn that produced no
 reply at all while the conversation is not paused: that is what Rasa does when the action
 server is unreachable (it logs the error and carries on without the action's messages).
+Text no parser can take is made safe first: no text becomes empty, and lone UTF-16 surrogates
+(JSON escapes such as "\\ud800", which spaCy and every UTF-8 encoder refuse) become U+FFFD.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from functools import lru_cache
 from typing import Any, Awaitable, Callable, Dict, Text
 
@@ -22,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 MessageHandler = Callable[[UserMessage], Awaitable[Any]]
 RASA_APP_NAMES = ("rasa_server", "rasa_core_no_api")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @lru_cache(maxsize=1)
@@ -63,6 +67,7 @@ def polite(on_new_message: MessageHandler) -> MessageHandler:
     """Runs the turn; on an error or an unexplained silence, tells the shopper to resend."""
 
     async def handle(message: UserMessage) -> Any:
+        message.text = _LONE_SURROGATE.sub("\ufffd", message.text or "")
         inner = message.output_channel
         counting = CountingOutputChannel(inner) if inner is not None else None
         message.output_channel = counting

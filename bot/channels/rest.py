@@ -1,13 +1,41 @@
-"""Rasa's REST channel (/webhooks/rest/webhook), answering politely when a turn fails."""
+"""Rasa's REST channel (/webhooks/rest/webhook), answering politely when a turn fails.
+
+A body that is not {"sender": "<id>", "message": "<text>"} gets HTTP 400 with a JSON error
+(stock Rasa answers some with HTTP 500 and others with silence). Messages from a flooding
+sender are limited before NLU runs (bot.channels.throttle).
+"""
 
 from __future__ import annotations
 
-from typing import Text
+from typing import Any, Optional, Text
 
 from rasa.core.channels.rest import RestInput
-from sanic import Blueprint
+from sanic import Blueprint, response
+from sanic.exceptions import InvalidUsage
+from sanic.request import Request
 
-from bot.channels.polite import MessageHandler, polite
+from bot.channels.polite import MessageHandler, polite, system_message
+from bot.channels.throttle import shared_limiter, throttled
+
+MAX_SENDER_CHARS = 128
+
+
+def malformed(body: Any) -> Optional[str]:
+    """Why a webhook body is not a message, or None when it is one."""
+    if not isinstance(body, dict):
+        return "the body must be a JSON object"
+    sender = body.get("sender")
+    if not isinstance(sender, str) or not sender.strip() or len(sender) > MAX_SENDER_CHARS:
+        return f"'sender' must be a non-empty string of at most {MAX_SENDER_CHARS} characters"
+    if not isinstance(body.get("message"), str):
+        return "'message' must be a string"
+    if not isinstance(body.get("metadata") or {}, dict):
+        return "'metadata' must be a JSON object"
+    return None
+
+
+def bad_request(error: str) -> response.HTTPResponse:
+    return response.json({"error": error, "text": system_message("bad_request")}, status=400)
 
 
 class PoliteRestInput(RestInput):
@@ -15,5 +43,22 @@ class PoliteRestInput(RestInput):
     def name(cls) -> Text:
         return "rest"
 
+    def _extract_input_channel(self, request: Request) -> Text:
+        # Never the body's "input_channel": a REST client must not pass for the WeChat channel,
+        # whose openid metadata identifies a customer (actions.services.customer_of).
+        return self.name()
+
     def blueprint(self, on_new_message: MessageHandler) -> Blueprint:
-        return super().blueprint(polite(on_new_message))
+        blueprint = super().blueprint(throttled(polite(on_new_message), shared_limiter()))
+
+        @blueprint.on_request
+        async def reject_malformed(request: Request) -> Optional[response.HTTPResponse]:
+            if request.method != "POST":
+                return None
+            try:
+                error = malformed(request.json)
+            except InvalidUsage:  # not JSON, or not UTF-8
+                error = "the body must be JSON"
+            return bad_request(error) if error else None
+
+        return blueprint

@@ -8,38 +8,29 @@ import uuid
 import pytest
 import socketio
 
-from tests.integration.conftest import matches_response
+from tests.integration.conftest import matches_response, socket_session
 
 pytestmark = pytest.mark.integration
 
 
-async def converse(url: str, session_id: str, text: str, expected_replies: int = 1):
-    client = socketio.AsyncClient(reconnection=False)
-    replies: "asyncio.Queue[dict]" = asyncio.Queue()
-    client.on("bot_uttered", replies.put)
-    await client.connect(url, transports=["websocket"], socketio_path="/socket.io")
-    try:
-        await client.emit("session_request", {"session_id": session_id})
+async def converse(stack, session_id: str, text: str, expected_replies: int = 1):
+    async with socket_session(stack, session_id) as (client, replies):
         await client.emit("user_uttered", {"message": text, "session_id": session_id})
         return [await asyncio.wait_for(replies.get(), timeout=30) for _ in range(expected_replies)]
-    finally:
-        await client.disconnect()
 
 
 async def test_socketio_replies_and_keeps_the_session_across_reconnects(stack):
-    url = f"http://127.0.0.1:{stack.rasa_port}"
     session_id = uuid.uuid4().hex
-    (greeting,) = await converse(url, session_id, "你好")
+    (greeting,) = await converse(stack, session_id, "你好")
     assert matches_response(greeting["text"], "utter_greet")
-    (thanks,) = await converse(url, session_id, "谢谢")  # a new socket, the same conversation
+    (thanks,) = await converse(stack, session_id, "谢谢")  # a new socket, the same conversation
     assert matches_response(thanks["text"], "utter_thanks")
     events = stack.api(f"/conversations/{session_id}/tracker", token=stack.token)["events"]
     assert [e["text"] for e in events if e["event"] == "user"] == ["你好", "谢谢"]
 
 
 async def test_rights_answers_reach_socket_clients_with_their_citation_payload(stack):
-    url = f"http://127.0.0.1:{stack.rasa_port}"
-    replies = await converse(url, uuid.uuid4().hex, "网上买的裙子收到后不喜欢，七天内能不能退", expected_replies=4)
+    replies = await converse(stack, uuid.uuid4().hex, "网上买的裙子收到后不喜欢，七天内能不能退", expected_replies=4)
     payload = next(r["custom"] for r in replies if "custom" in r)
     assert payload["type"] == "rights_answer" and payload["citations"][0]["text"].startswith("第")
     assert any("依据" in (r.get("text") or "") for r in replies)
@@ -56,5 +47,5 @@ async def test_garbage_socket_events_are_survived(stack):
     await client.emit("no_such_event", {"a": 1})
     await asyncio.sleep(1)
     await client.disconnect()
-    (greeting,) = await converse(url, uuid.uuid4().hex, "你好")
+    (greeting,) = await converse(stack, uuid.uuid4().hex, "你好")
     assert matches_response(greeting["text"], "utter_greet")

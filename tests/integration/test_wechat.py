@@ -12,6 +12,7 @@ import uuid
 import pytest
 import redis
 
+from bot.channels.polite import system_message
 from bot.channels.wechat.crypto import MessageCrypto, signature
 from tests.integration.conftest import WECHAT, matches_response
 
@@ -156,6 +157,8 @@ def test_a_flooding_sender_is_limited_without_slowing_others(stack):
     time.sleep(3)
     events = stack.api(f"/conversations/{flooder}/tracker", token=stack.token)["events"]
     assert len([e for e in events if e["event"] == "user"]) <= 12  # at most 5 a second got through
+    assert system_message("slow_down") in stack.wechat.texts_to(flooder)  # told once a second, not 25 times
+    assert stack.wechat.texts_to(flooder).count(system_message("slow_down")) <= 3
 
 
 def test_a_photo_is_downloaded_at_once_and_agent_replies_go_out_through_the_same_sender(stack):
@@ -185,8 +188,6 @@ def test_a_photo_is_downloaded_at_once_and_agent_replies_go_out_through_the_same
 
 
 def test_an_oversized_photo_is_refused_politely(stack):
-    from bot.channels.polite import system_message
-
     openid = f"oTest{uuid.uuid4().hex[:8]}"
     photo = {"ToUserName": "gh_test", "FromUserName": openid, "CreateTime": int(time.time()), "MsgType": "image",
              "PicUrl": "http://mmbiz.example/huge.jpg", "MediaId": "huge", "MsgId": str(uuid.uuid4().int)[:18]}

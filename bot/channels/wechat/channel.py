@@ -13,7 +13,6 @@ import asyncio
 import json
 import logging
 import re
-import time
 import uuid
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
@@ -24,6 +23,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 
 from bot.channels.polite import polite, system_message
+from bot.channels.throttle import SenderLimiter, Verdict
 from bot.channels.wechat.client import WeChatApi, WeChatApiError, WeChatUndeliverable
 from bot.channels.wechat.crypto import MessageCrypto, WeChatCryptoError, check_signature
 from bot.channels.wechat.messages import WeChatMessage, WeChatParseError, fields, parse
@@ -34,7 +34,6 @@ logger = logging.getLogger(__name__)
 PREFIX = "xb:wechat:"
 SEEN_TTL_S = 600
 OPTIONS_TTL_S = 86400
-MAX_PER_SECOND = 5
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
 HANDLED_KINDS = {"text", "image", "miniprogrampage", "event"}
 _ORDER_ID = re.compile(r"(?<!\d)20\d{14}(?!\d)")
@@ -93,6 +92,7 @@ class WeChatInput(InputChannel):
         self.crypto = MessageCrypto(token, aes_key, appid) if aes_key else None
         self.redis = aioredis.Redis.from_url(redis_url, socket_timeout=3, socket_connect_timeout=3)
         self.api = WeChatApi(api_base, appid, secret, self.redis)
+        self.limiter = SenderLimiter(self.redis, Settings.from_env().sender_max_per_second)
         self.tasks: set = set()
 
     def get_output_channel(self) -> Optional[OutputChannel]:
@@ -107,13 +107,6 @@ class WeChatInput(InputChannel):
 
     async def _first_time(self, message: WeChatMessage) -> bool:
         return bool(await self.redis.set(f"{PREFIX}seen:{message.dedupe_key}", "1", nx=True, ex=SEEN_TTL_S))
-
-    async def _within_rate(self, openid: str) -> bool:
-        key = f"{PREFIX}rate:{openid}:{int(time.time())}"
-        count = await self.redis.incr(key)
-        if count == 1:
-            await self.redis.expire(key, 2)
-        return count <= MAX_PER_SECOND
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("wechat_webhook", __name__)
@@ -146,13 +139,26 @@ class WeChatInput(InputChannel):
                 message = parse(data)
             except (WeChatCryptoError, WeChatParseError, ValueError):
                 return response.text("bad request", status=400)
-            if message.kind in HANDLED_KINDS and await self._first_time(message) and await self._within_rate(message.from_user):
-                task = asyncio.create_task(self._process(message, handle))
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
+            if message.kind in HANDLED_KINDS and await self._first_time(message):
+                verdict = await self.limiter.check(message.from_user)
+                if verdict is Verdict.ALLOWED:
+                    self._in_background(self._process(message, handle))
+                elif verdict is Verdict.NOTIFY:
+                    self._in_background(self._slow_down(message.from_user))
             return response.text("success")  # within WeChat's 5 s, whatever happens next
 
         return webhook
+
+    def _in_background(self, work: Awaitable[None]) -> None:
+        task = asyncio.create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _slow_down(self, openid: str) -> None:
+        try:
+            await WeChatOutput(self.api, self.redis).send_text_message(openid, system_message("slow_down"))
+        except WeChatApiError as error:
+            logger.error("could not ask a flooding sender to slow down: %s", error)
 
     async def _process(self, message: WeChatMessage, handle: Callable[[UserMessage], Awaitable[Any]]) -> None:
         openid = message.from_user
