@@ -226,6 +226,15 @@ class RssSampler(threading.Thread):
                 self.peak[label] = max(self.peak.get(label, 0), _tree_rss(pid))
 
 
+def redis_storage(url: str, sender: str) -> Tuple[int, int]:
+    """Bytes Redis uses for one conversation's events, and how many events that is."""
+    import redis as redis_lib
+
+    client = redis_lib.Redis.from_url(url)
+    key = f"xiaobao:events:{{{sender}}}"
+    return int(client.memory_usage(key, samples=0) or 0), int(client.llen(key))
+
+
 def row(label: str, value: str, target: str = "", ok: Optional[bool] = None) -> str:
     verdict = "" if ok is None else ("PASS" if ok else "MISS")
     return f"| {label} | {value} | {target} | {verdict} |"
@@ -284,6 +293,7 @@ def main() -> int:
             long_runs[server.name] = asyncio.run(long_conversation(server, run_id))
         sampler.stopped.set()
         sampler.join()
+        storage = redis_storage(redis.url, f"bench-long-{run_id}")
         for server in servers:
             server.sample_rss()
     finally:
@@ -325,6 +335,9 @@ def main() -> int:
                              rss <= 1.2 * 2**30 if is_rasa else None))
     for label, rss in sampler.peak.items():
         lines.append(row(f"peak RSS {label}", f"{rss / 2**20:.0f} MB"))
+    used, events = storage
+    lines.append(row(f"Redis per conversation ({LONG_TURNS} turns, {events} events)",
+                     f"{used / 1024:.0f} KB ({used / max(1, events):.0f} bytes per event)"))
     if train_s is not None:
         lines.append(row("training from scratch", f"{train_s:.0f} s"))
     lines.append(row("start to ready, full stack (actions + Rasa)", f"{full.ready_s:.1f} s", "≤ 40 s", full.ready_s <= 40))

@@ -12,14 +12,48 @@ flooding sender are limited before NLU runs (bot.channels.throttle).
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Text
+import json
+import logging
+from typing import Any, AsyncIterator, Dict, Optional, Text
 
+import socketio
 from rasa.core.channels.channel import OutputChannel, UserMessage
 from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
+from redis.exceptions import RedisError
 from sanic import Blueprint
 
 from bot.channels.polite import MessageHandler, polite, system_message
 from bot.channels.throttle import shared_limiter, throttled
+
+REDIS_CHANNEL = "xiaobao-socketio"
+logger = logging.getLogger(__name__)
+
+
+class JsonRedisManager(socketio.AsyncRedisManager):
+    """python-socketio's Redis client manager, exchanging JSON instead of pickles.
+
+    The stock manager unpickles whatever arrives on its Redis channel (CVE-2025-61765), so anyone
+    able to publish there could run code in Rasa. Here messages go out as JSON and only JSON
+    objects are accepted; anything else is logged and dropped before python-socketio sees it.
+    """
+
+    async def _publish(self, data: Dict[str, Any]) -> Any:
+        try:
+            return await self.redis.publish(self.channel, json.dumps(data, ensure_ascii=False))
+        except RedisError:
+            self._redis_connect()
+            return await self.redis.publish(self.channel, json.dumps(data, ensure_ascii=False))
+
+    async def _listen(self) -> AsyncIterator[Dict[str, Any]]:
+        async for raw in super()._listen():
+            try:
+                message = json.loads(raw)
+            except (TypeError, ValueError):
+                message = None
+            if isinstance(message, dict):
+                yield message
+            else:
+                logger.warning("dropped a message on %s that is not a JSON object", self.channel)
 
 
 class SocketIOPayloadOutput(SocketIOOutput):
@@ -38,9 +72,25 @@ def _with_payload_output(on_new_message: MessageHandler) -> MessageHandler:
 
 
 class PoliteSocketIOInput(SocketIOInput):
+    # With a Redis URL, bot and agent messages reach a shopper's socket whichever Rasa replica
+    # produced them: rooms are shared through python-socketio's Redis client manager.
+    redis_url: Optional[Text] = None
+
     @classmethod
     def name(cls) -> Text:
         return "socketio"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "PoliteSocketIOInput":
+        channel = super().from_credentials(credentials)
+        channel.redis_url = (credentials or {}).get("redis_url") or None
+        return channel
+
+    def _share_rooms_through_redis(self) -> None:
+        if self.redis_url:
+            manager = JsonRedisManager(self.redis_url, channel=REDIS_CHANNEL)
+            manager.set_server(self.sio)
+            self.sio.manager = manager  # before any socket connects: the manager starts on first use
 
     def get_output_channel(self) -> Optional[OutputChannel]:
         channel = super().get_output_channel()
@@ -48,6 +98,7 @@ class PoliteSocketIOInput(SocketIOInput):
 
     def blueprint(self, on_new_message: MessageHandler) -> Blueprint:
         blueprint = super().blueprint(_with_payload_output(throttled(polite(on_new_message), shared_limiter())))
+        self._share_rooms_through_redis()
         handlers = self.sio.handlers[self.namespace or "/"]
         handle_message = handlers[self.user_message_evt]
 
