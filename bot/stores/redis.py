@@ -10,7 +10,7 @@ Rasa's stock Redis stores have three problems this module fixes:
   `RedisTicketLockStore` issues, grants and releases tickets in Lua scripts (atomic on the server)
   and waiters poll every few milliseconds.
 * Both give up on the first connection error. Here the clients reconnect and retry with
-  exponential backoff (about 5 s in total), so a Redis restart delays a turn instead of dropping it.
+  exponential backoff (about 4 s in total), so a Redis restart delays a turn instead of dropping it.
 
 Fencing: every save says how many events it expects the stored list to have. If another writer
 got there first (a lock lost to expiry, or a rewritten conversation) the save is refused with
@@ -46,54 +46,55 @@ from rasa.shared.core.events import ActionExecuted, Event
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.core.conversation import Dialogue
 from rasa.utils.endpoints import EndpointConfig
-from redis.backoff import ExponentialBackoff
 from redis.exceptions import BusyLoadingError
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "redis://localhost:6379/0"
 DEFAULT_PREFIX = "xiaobao"
-RETRIES = 9
+# A Redis call that fails for want of a connection is retried with growing pauses for up to
+# RETRY_WINDOW_S: enough to ride out a restart, short enough that a shopper is soon told to resend.
+# (redis-py's own Retry nests a connect retry inside a command retry, so its total depends on
+# whether a pooled connection existed: 0.7 s or a minute for the same settings.)
+RETRY_WINDOW_S = 4.0
 RECENT_TRACKERS = 256
 SOCKET_TIMEOUT_S = 5.0
 # OSError: a refused connect() surfaces as the builtin error before redis-py wraps it.
-RETRIED_ERRORS = [redis.ConnectionError, redis.TimeoutError, BusyLoadingError, OSError]
+RETRIED_ERRORS = (redis.ConnectionError, redis.TimeoutError, BusyLoadingError, OSError)
 
 
-def _client_options() -> dict:
-    return dict(socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=SOCKET_TIMEOUT_S,
-                health_check_interval=30, retry_on_error=RETRIED_ERRORS)
+class ResilientRedis:
+    """An asyncio Redis client per event loop (a client's connections belong to one loop), whose
+    calls retry connection errors and a server still loading its data for RETRY_WINDOW_S."""
 
-
-def resilient_client(url: str) -> redis.Redis:
-    """A blocking Redis client for `url` that retries connection errors and a loading server."""
-    from redis.retry import Retry
-
-    return redis.Redis.from_url(url, retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), RETRIES),
-                                **_client_options())
-
-
-def resilient_async_client(url: str) -> aioredis.Redis:
-    """The asyncio twin of `resilient_client`."""
-    from redis.asyncio.retry import Retry
-
-    return aioredis.Redis.from_url(url, retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), RETRIES),
-                                   **_client_options())
-
-
-class _LoopBoundClient:
-    """An asyncio Redis client per event loop (a client's connections belong to one loop)."""
-
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, retry_window_s: float = RETRY_WINDOW_S) -> None:
         self.url = url
+        self.retry_window_s = retry_window_s
         self._client: Optional[aioredis.Redis] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
 
     def get(self) -> aioredis.Redis:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
-            self._client, self._loop = resilient_async_client(self.url), loop
+            self._client = aioredis.Redis.from_url(self.url, socket_timeout=SOCKET_TIMEOUT_S,
+                                                   socket_connect_timeout=SOCKET_TIMEOUT_S, health_check_interval=30)
+            self._loop = loop
         return self._client
+
+    async def call(self, method: str, *args: Any) -> Any:
+        deadline = time.monotonic() + self.retry_window_s
+        pause = 0.05
+        while True:
+            try:
+                return await getattr(self.get(), method)(*args)
+            except RETRIED_ERRORS:
+                if time.monotonic() + pause > deadline:
+                    raise
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.5)
+
+    async def eval(self, script: str, numkeys: int, *args: Any) -> Any:
+        return await self.call("eval", script, numkeys, *args)
 
 
 def _prefix(key_prefix: Optional[Text]) -> str:
@@ -215,7 +216,7 @@ class RedisEventLogTrackerStore(TrackerStore):
         super().__init__(domain, event_broker, **kwargs)
         self.prefix = _prefix(key_prefix)
         self.record_exp = int(record_exp or 0)
-        self._redis = _LoopBoundClient(host or DEFAULT_URL)
+        self._redis = ResilientRedis(host or DEFAULT_URL)
         # Trackers this process saved last, by sender: a conversation's next turn usually comes
         # back here, and then needs neither the JSON nor the replay of every event (which grows
         # with the conversation). An entry is handed out once (popped) and only when Redis still
@@ -227,7 +228,7 @@ class RedisEventLogTrackerStore(TrackerStore):
         return [f"{self.prefix}:events:{{{sender_id}}}", f"{self.prefix}:meta:{{{sender_id}}}"]
 
     async def save(self, tracker: DialogueStateTracker) -> None:
-        client = self._redis.get()
+        client = self._redis
         keys = self._keys(tracker.sender_id)
         events = list(tracker.events)
         persisted = _Persisted.of(tracker)
@@ -255,7 +256,7 @@ class RedisEventLogTrackerStore(TrackerStore):
         if self.event_broker is not None and new_events:
             await self._stream_new_events(self.event_broker, new_events, tracker.sender_id)
 
-    async def _match_stored(self, client: aioredis.Redis, keys: List[str], events: List[Event]) -> _Persisted:
+    async def _match_stored(self, client: ResilientRedis, keys: List[str], events: List[Event]) -> _Persisted:
         """For a tracker this store did not hand out: how it relates to what is stored.
 
         If the stored events are a prefix of the tracker's, the rest is appended; otherwise the
@@ -268,13 +269,13 @@ class RedisEventLogTrackerStore(TrackerStore):
             return _Persisted(gen, stored, stored)
         return _Persisted(gen, -1, 0)
 
-    async def _read(self, client: aioredis.Redis, keys: List[str],
+    async def _read(self, client: ResilientRedis, keys: List[str],
                     latest_session_only: bool) -> Tuple[int, int, int, List[Any]]:
         gen, stored, offset, *raw = await client.eval(_READ, 2, *keys, "1" if latest_session_only else "0")
         return int(gen), int(stored), int(offset), raw
 
     async def _retrieve(self, sender_id: Text, latest_session_only: bool) -> Optional[DialogueStateTracker]:
-        gen, stored, _offset, raw = await self._read(self._redis.get(), self._keys(sender_id), latest_session_only)
+        gen, stored, _offset, raw = await self._read(self._redis, self._keys(sender_id), latest_session_only)
         if stored == 0:
             return None
         dialogue = Dialogue.from_parameters({"name": sender_id, "events": [json.loads(event) for event in raw]})
@@ -299,7 +300,7 @@ class RedisEventLogTrackerStore(TrackerStore):
         persisted = _Persisted.of(tracker) if tracker is not None else None
         if persisted is None or len(tracker.events) != persisted.loaded:  # changed since its save
             return None
-        gen, stored = await self._redis.get().eval(_VERSION, 2, *self._keys(sender_id))
+        gen, stored = await self._redis.eval(_VERSION, 2, *self._keys(sender_id))
         if int(gen) != persisted.gen or int(stored) != persisted.stored:  # written elsewhere since
             return None
         return tracker
@@ -308,7 +309,7 @@ class RedisEventLogTrackerStore(TrackerStore):
         return await self._retrieve(conversation_id, latest_session_only=False)
 
     async def exists(self, conversation_id: Text) -> bool:
-        return bool(await self._redis.get().exists(self._keys(conversation_id)[0]))
+        return bool(await self._redis.call("exists", self._keys(conversation_id)[0]))
 
     async def keys(self) -> Iterable[Text]:
         pattern = f"{self.prefix}:events:{{*}}"
@@ -402,7 +403,7 @@ class RedisTicketLockStore(LockStore):
         self.min_wait_s = float(options.get("min_wait_s", 0.002))
         self.max_wait_s = float(options.get("max_wait_s", 0.025))
         self.max_queue_s = float(options.get("max_queue_s", 60))
-        self._redis = _LoopBoundClient(endpoint_config.url or DEFAULT_URL)
+        self._redis = ResilientRedis(endpoint_config.url or DEFAULT_URL)
 
     def _keys(self, conversation_id: Text) -> List[str]:
         return [f"{self.prefix}:lock:{{{conversation_id}}}", f"{self.prefix}:lease:{{{conversation_id}}}"]
@@ -415,7 +416,7 @@ class RedisTicketLockStore(LockStore):
         Rasa's arguments are accepted for compatibility; the lease and polling come from the
         endpoint configuration. Raises `LockError` if the lock cannot be had within `max_queue_s`.
         """
-        client = self._redis.get()
+        client = self._redis
         keys = self._keys(conversation_id)
         ticket = await self._acquire(client, keys, conversation_id)
         heartbeat = asyncio.create_task(self._heartbeat(client, keys, ticket, conversation_id))
@@ -428,7 +429,7 @@ class RedisTicketLockStore(LockStore):
             except Exception:  # the lease expires on its own; waiters then skip the ticket
                 logger.exception("could not release the lock of conversation %s", conversation_id)
 
-    async def _acquire(self, client: aioredis.Redis, keys: List[str], conversation_id: Text) -> int:
+    async def _acquire(self, client: ResilientRedis, keys: List[str], conversation_id: Text) -> int:
         deadline = time.monotonic() + self.max_queue_s
         try:
             ticket = int(await client.eval(_ISSUE, 2, *keys, self.lease_ms))
@@ -448,7 +449,7 @@ class RedisTicketLockStore(LockStore):
         except redis.RedisError as error:
             raise LockError(f"Lock store unavailable for conversation_id '{conversation_id}': {error}") from error
 
-    async def _heartbeat(self, client: aioredis.Redis, keys: List[str], ticket: int, conversation_id: Text) -> None:
+    async def _heartbeat(self, client: ResilientRedis, keys: List[str], ticket: int, conversation_id: Text) -> None:
         while True:
             await asyncio.sleep(self.lease_ms / 3000)
             try:

@@ -194,11 +194,26 @@ async def test_tracker_save_rides_out_a_redis_restart(embedded_redis):
     assert (await store(embedded_redis.url).retrieve(before)) is not None  # in the append-only file
 
 
-async def test_tracker_save_fails_loudly_when_redis_stays_down(embedded_redis):
+async def test_tracker_save_fails_loudly_and_soon_when_redis_stays_down(embedded_redis):
     url = embedded_redis.url
+    await new_conversation(url)  # the client has pooled connections when Redis goes away
     embedded_redis.stop()
+    started = time.monotonic()
     with pytest.raises(redis.ConnectionError):
         await new_conversation(url)
+    assert time.monotonic() - started < 10  # nested retries once made this a minute
+
+
+async def test_lock_fails_soon_with_lock_error_when_redis_stays_down(embedded_redis):
+    store_ = lock_store(embedded_redis.url)
+    async with store_.lock("before"):
+        pass
+    embedded_redis.stop()
+    started = time.monotonic()
+    with pytest.raises(LockError):
+        async with store_.lock("during-outage"):
+            pass
+    assert time.monotonic() - started < 10
 
 
 # ------------------------------------------------------------------ lock store
@@ -248,7 +263,7 @@ async def test_a_waiter_gets_the_lock_within_milliseconds_of_its_release(redis_u
 async def test_the_ticket_of_a_crashed_holder_expires(redis_url):
     crashed = lock_store(redis_url, lease_s=0.3)
     sender = new_sender()
-    client = crashed._redis.get()
+    client = crashed._redis
     keys = crashed._keys(sender)
     ticket = await crashed._acquire(client, keys, sender)  # taken, then the process "dies"
     assert ticket >= 1
