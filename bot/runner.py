@@ -28,7 +28,7 @@ def persisted_secret(settings: Settings, configured: Optional[str], name: str) -
     path = settings.var_dir / name
     if not path.exists():
         settings.var_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
+        path.write_text(secrets.token_hex(32))  # hex: a leading "-" would read as a CLI option
         path.chmod(0o600)
     return path.read_text().strip()
 

@@ -41,7 +41,7 @@ class Stack:
     log_dir: Path
     rasa_port: int = field(default_factory=free_port)
     action_port: int = field(default_factory=free_port)
-    token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    token: str = field(default_factory=lambda: secrets.token_hex(16))  # never starts with "-"
     actions: Optional[ManagedProcess] = None
     rasa: Optional[ManagedProcess] = None
     wechat: Any = None  # the fake WeChat API (tests.channels.fake_wechat.FakeWeChat)
