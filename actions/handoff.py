@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.returns import owned_order
-from actions.services import customer_of, tickets
+from actions.services import customer_of, session_so_far, tickets
 from bot.handoff.triggers import (
     NORMAL,
     PRIORITY_ORDER,
@@ -28,10 +28,10 @@ MINUTES_PER_TICKET_AHEAD = 3
 DETAILS_FROM_FIRST_MESSAGE = 12  # a complaint that already tells the story needs no question
 
 
-def transcript(tracker: Tracker) -> List[Dict[str, Any]]:
+def transcript(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Every user and bot turn, with the citations the bot gave."""
     turns = []
-    for event in tracker.events:
+    for event in events:
         if event.get("event") == "user":
             turns.append({"from": "user", "text": event.get("text") or "", "at": event.get("timestamp")})
         elif event.get("event") == "bot":
@@ -45,9 +45,9 @@ def kb_answers(turns: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return [t["custom"] for t in turns if (t.get("custom") or {}).get("type") in ("rights_answer", "policy_answer")]
 
 
-def photos(tracker: Tracker) -> List[str]:
+def photos(tracker: Tracker, events: List[Dict[str, Any]]) -> List[str]:
     found = [p for p in tracker.get_slot("return_evidence") or [] if p.startswith("photo:")]
-    for event in tracker.events:
+    for event in events:
         if event.get("event") == "user":
             found += [f"photo:{p}" for p in (event.get("metadata") or {}).get("attachments") or []]
     return list(dict.fromkeys(found))
@@ -58,8 +58,8 @@ def most_urgent(*candidates: Optional[Escalation]) -> Optional[Escalation]:
     return min(present, key=lambda e: PRIORITY_ORDER[e.priority]) if present else None
 
 
-def user_intents(tracker: Tracker) -> List[str]:
-    return [((e.get("parse_data") or {}).get("intent") or {}).get("name") for e in tracker.events if e.get("event") == "user"]
+def user_intents(events: List[Dict[str, Any]]) -> List[str]:
+    return [((e.get("parse_data") or {}).get("intent") or {}).get("name") for e in events if e.get("event") == "user"]
 
 
 class ValidateComplaintForm(FormValidationAction):
@@ -114,12 +114,13 @@ class ActionEscalate(Action):
         text = tracker.latest_message.get("text") or ""
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         details = tracker.get_slot("complaint_details")
+        events = await session_so_far(tracker)
         escalation = most_urgent(
-            escalation_for(text, intent, user_intents(tracker)[:-1]),
+            escalation_for(text, intent, user_intents(events)[:-1]),
             escalation_for(details, "complain") if details else None,
         ) or self.default_escalation(tracker, intent)
 
-        turns = transcript(tracker)
+        turns = transcript(events)
         order = await self._order(tracker)
         outcome = tracker.get_slot("complaint_outcome")
         summary = "｜".join(part for part in (
@@ -131,7 +132,7 @@ class ActionEscalate(Action):
             tracker.sender_id, escalation.category, escalation.priority,
             tracker.get_latest_input_channel() or "unknown", summary,
             customer=await customer_of(tracker), order_id=order["order_id"] if order else None,
-            evidence={"order": order, "photos": photos(tracker), "transcript": turns, "kb_answers": kb_answers(turns)},
+            evidence={"order": order, "photos": photos(tracker, events), "transcript": turns, "kb_answers": kb_answers(turns)},
         )
         ahead = max((await store.position(ticket.id) or 1) - 1, 0)
         if not created:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from functools import lru_cache
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 import redis.asyncio as aioredis
 from rasa_sdk import Tracker
+from redis.exceptions import RedisError
 
 from bot.handoff.tickets import TicketStore
 from bot.identity import verify_customer_token
@@ -23,6 +25,9 @@ from bot.orders.factory import order_system_for
 from bot.orders.models import SHANGHAI
 from bot.orders.redis_store import PREFIX, RedisOrderSystem
 from bot.settings import Settings
+from bot.stores.redis import session_events
+
+logger = logging.getLogger(__name__)
 
 WECHAT_CHANNEL = "wechat"
 _seeded = asyncio.Lock()
@@ -42,6 +47,22 @@ def today() -> dt.date:
 def _redis() -> aioredis.Redis:
     return aioredis.Redis.from_url(settings().redis_url or "redis://127.0.0.1:6380/0",
                                    socket_timeout=3, socket_connect_timeout=3)
+
+
+async def session_so_far(tracker: Tracker) -> List[Dict[str, Any]]:
+    """Every event of the conversation's latest session, this turn's included.
+
+    The tracker an action receives is Rasa's working window (bot.stores.redis.WINDOW_TURNS);
+    evidence for a person (the transcript, every photo) comes from the full event log in Redis,
+    plus the events of this turn that are not saved yet. If Redis cannot be read, the window.
+    """
+    try:
+        stored = await session_events(_redis(), tracker.sender_id)
+    except (RedisError, OSError):
+        logger.warning("could not read the event log of %s; using the working window", tracker.sender_id)
+        return list(tracker.events)
+    last = max((event.get("timestamp") or 0 for event in stored), default=float("-inf"))
+    return stored + [event for event in tracker.events if (event.get("timestamp") or 0) > last]
 
 
 @lru_cache(maxsize=1)
@@ -72,7 +93,9 @@ def _user_metadata(events: Iterable[Dict[str, Any]]) -> Iterable[Dict[str, Any]]
 async def customer_of(tracker: Tracker) -> Optional[str]:
     """The verified customer id behind this conversation, or None for an anonymous shopper."""
     secret = settings().store_signing_secret
-    for metadata in _user_metadata(tracker.events):
+    # The session's start metadata is a slot too, so it survives the cut of the working window.
+    started = tracker.get_slot("session_started_metadata") or {}
+    for metadata in [*_user_metadata(tracker.events), *([started] if isinstance(started, dict) else [])]:
         customer = verify_customer_token(metadata.get("customer_token"), secret or "")
         if customer:
             return customer

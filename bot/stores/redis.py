@@ -32,7 +32,7 @@ import logging
 import time
 from collections import OrderedDict
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Iterable, List, Optional, Sequence, Text, Tuple
+from typing import Any, AsyncIterator, Dict, Iterable, List, Optional, Sequence, Text, Tuple
 
 import redis
 import redis.asyncio as aioredis
@@ -42,7 +42,7 @@ from rasa.core.lock_store import LockError, LockStore
 from rasa.core.tracker_store import TrackerStore
 from rasa.shared.core.constants import ACTION_SESSION_START_NAME
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, Event
+from rasa.shared.core.events import ActionExecuted, ActiveLoop, ConversationPaused, Event, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.core.conversation import Dialogue
 from rasa.utils.endpoints import EndpointConfig
@@ -58,6 +58,11 @@ DEFAULT_PREFIX = "xiaobao"
 # whether a pooled connection existed: 0.7 s or a minute for the same settings.)
 RETRY_WINDOW_S = 4.0
 RECENT_TRACKERS = 256
+# Rasa featurizes a tracker's whole history at every prediction, so a turn costs more the longer
+# the session. The tracker Rasa works on holds the state before the latest WINDOW_TURNS user turns
+# and those turns; the event log in Redis keeps everything. Policies look back 4-5 turns.
+WINDOW_TURNS = 10
+WINDOW_SLACK = 5  # re-cut every WINDOW_SLACK turns, not every turn
 SOCKET_TIMEOUT_S = 5.0
 # OSError: a refused connect() surfaces as the builtin error before redis-py wraps it.
 RETRIED_ERRORS = (redis.ConnectionError, redis.TimeoutError, BusyLoadingError, OSError)
@@ -196,6 +201,25 @@ def _last_session_start(events: Sequence[Any]) -> int:
     return -1
 
 
+def _state_events(tracker: DialogueStateTracker, timestamp: float) -> List[Event]:
+    """Events that recreate `tracker`'s state: its set slots, its active form, its pause."""
+    events: List[Event] = [SlotSet(slot.name, slot.value, timestamp=timestamp)
+                           for slot in tracker.slots.values() if slot.value != slot.initial_value]
+    if tracker.active_loop_name:
+        events.append(ActiveLoop(tracker.active_loop_name, timestamp=timestamp))
+    if tracker.is_paused():
+        events.append(ConversationPaused(timestamp=timestamp))
+    return events
+
+
+async def session_events(client: aioredis.Redis, sender_id: Text, prefix: Text = DEFAULT_PREFIX) -> List[Dict[str, Any]]:
+    """The latest session of a conversation as stored, as event dicts: everything up to the last
+    saved turn. (Rasa and the action server work on a window of it; see WINDOW_TURNS.)"""
+    keys = [f"{prefix}:events:{{{sender_id}}}", f"{prefix}:meta:{{{sender_id}}}"]
+    _gen, _stored, _offset, *raw = await client.eval(_READ, 2, *keys, "1")
+    return [json.loads(event) for event in raw]
+
+
 def _dump(event: Event) -> str:
     return json.dumps(event.as_dict(), ensure_ascii=False)
 
@@ -223,6 +247,7 @@ class RedisEventLogTrackerStore(TrackerStore):
         # holds exactly what it was saved as, so other replicas' writes are never missed.
         self._recent: "OrderedDict[str, DialogueStateTracker]" = OrderedDict()
         self.recent_size = int(kwargs.get("recent_size", RECENT_TRACKERS))
+        self.window_turns = int(kwargs.get("window_turns", WINDOW_TURNS))
 
     def _keys(self, sender_id: Text) -> List[str]:
         return [f"{self.prefix}:events:{{{sender_id}}}", f"{self.prefix}:meta:{{{sender_id}}}"]
@@ -286,8 +311,26 @@ class RedisEventLogTrackerStore(TrackerStore):
 
     async def retrieve(self, sender_id: Text) -> Optional[DialogueStateTracker]:
         """The conversation's latest session (like Rasa's SQL store)."""
-        recent = await self._take_recent(sender_id)
-        return recent if recent is not None else await self._retrieve(sender_id, latest_session_only=True)
+        tracker = await self._take_recent(sender_id)
+        if tracker is None:
+            tracker = await self._retrieve(sender_id, latest_session_only=True)
+        return self._windowed(tracker) if tracker is not None else None
+
+    def _windowed(self, tracker: DialogueStateTracker) -> DialogueStateTracker:
+        """`tracker` cut to its latest `window_turns` user turns, after events that restore the
+        state (slots, active form, pause) at the cut. New events still append to the full log."""
+        events = list(tracker.events)
+        users = [index for index, event in enumerate(events) if isinstance(event, UserUttered)]
+        if self.window_turns <= 0 or len(users) <= self.window_turns + WINDOW_SLACK:
+            return tracker
+        cut = users[-self.window_turns]
+        before = DialogueStateTracker.from_events(tracker.sender_id, events[:cut], self.domain.slots)
+        windowed = self.init_tracker(tracker.sender_id)
+        windowed.update_with_events(_state_events(before, events[cut].timestamp) + events[cut:], None,
+                                    override_timestamp=False)
+        persisted = _Persisted.of(tracker)
+        _Persisted(persisted.gen, persisted.stored, len(windowed.events), persisted.latest_session).mark(windowed)
+        return windowed
 
     def _remember(self, tracker: DialogueStateTracker) -> None:
         self._recent.pop(tracker.sender_id, None)

@@ -176,6 +176,56 @@ async def test_a_new_session_is_read_back_from_redis(redis_url):
     assert [e.text for e in latest.events if isinstance(e, UserUttered)] == ["新会话"]
 
 
+def long_conversation(sender: str, turns: int) -> DialogueStateTracker:
+    tracker = DialogueStateTracker(sender, DOMAIN.slots)
+    for event in session_start():
+        tracker.update(event)
+    for turn in range(turns):
+        for event in greeting(f"第{turn}句"):
+            tracker.update(event)
+        if turn in (3, turns - 4):  # set long ago, then changed inside the window
+            tracker.update(SlotSet("order_id", f"订单{turn}"))
+    return tracker
+
+
+async def test_rasa_works_on_a_window_with_the_state_at_its_cut(redis_url):
+    from rasa.shared.core.events import ConversationPaused
+
+    sender = new_sender()
+    full = long_conversation(sender, 40)
+    full.update(ConversationPaused())
+    await store(redis_url).save(full)
+    window = await store(redis_url).retrieve(sender)
+    users = [e.text for e in window.events if isinstance(e, UserUttered)]
+    assert users == [f"第{turn}句" for turn in range(30, 40)]
+    assert window.get_slot("order_id") == "订单36" and window.is_paused()
+    # At the cut the slot holds what it held then, not its final value.
+    first_user = next(e for e in window.events if isinstance(e, UserUttered))
+    at_cut_window = window.travel_back_in_time(first_user.timestamp)
+    at_cut_full = full.travel_back_in_time(first_user.timestamp)
+    assert at_cut_window.get_slot("order_id") == at_cut_full.get_slot("order_id") == "订单3"
+    # A turn on the window is appended to the full log.
+    for event in greeting("新的一句"):
+        window.update(event)
+    await store(redis_url).save(window)
+    everything = await store(redis_url).retrieve_full_tracker(sender)
+    assert [e.text for e in everything.events if isinstance(e, UserUttered)][-3:] == ["第38句", "第39句", "新的一句"]
+    assert len(everything.events) == len(full.events) + 3
+
+
+async def test_session_events_reads_the_whole_latest_session(redis_url):
+    import redis.asyncio as aioredis
+
+    from bot.stores.redis import session_events
+
+    sender = new_sender()
+    await RedisEventLogTrackerStore(DOMAIN, host=redis_url).save(long_conversation(sender, 30))
+    client = aioredis.Redis.from_url(redis_url)
+    events = await session_events(client, sender)
+    await client.close()
+    assert [e["text"] for e in events if e["event"] == "user"] == [f"第{turn}句" for turn in range(30)]
+
+
 async def test_unknown_conversation_is_none(redis_url):
     assert await store(redis_url).retrieve(new_sender()) is None
     assert not await store(redis_url).exists(new_sender())
