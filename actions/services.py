@@ -24,6 +24,7 @@ from bot.orders.demo import DEMO_CUSTOMERS, demo_orders
 from bot.orders.factory import order_system_for
 from bot.orders.models import SHANGHAI
 from bot.orders.redis_store import PREFIX, RedisOrderSystem
+from bot.redis_url import async_redis
 from bot.settings import Settings
 from bot.stores.redis import session_events
 
@@ -45,7 +46,7 @@ def today() -> dt.date:
 
 @lru_cache(maxsize=1)
 def _redis() -> aioredis.Redis:
-    return aioredis.Redis.from_url(settings().redis_url or "redis://127.0.0.1:6380/0",
+    return async_redis(settings().redis_url or "redis://127.0.0.1:6380/0",
                                    socket_timeout=3, socket_connect_timeout=3)
 
 

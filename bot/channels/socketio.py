@@ -24,6 +24,7 @@ from sanic import Blueprint
 
 from bot.channels.polite import MessageHandler, polite, system_message
 from bot.channels.throttle import shared_limiter, throttled
+from bot.redis_url import async_redis
 
 REDIS_CHANNEL = "xiaobao-socketio"
 logger = logging.getLogger(__name__)
@@ -36,6 +37,10 @@ class JsonRedisManager(socketio.AsyncRedisManager):
     able to publish there could run code in Rasa. Here messages go out as JSON and only JSON
     objects are accepted; anything else is logged and dropped before python-socketio sees it.
     """
+
+    def _redis_connect(self) -> None:  # REDIS_URL may name a Sentinel deployment
+        self.redis = async_redis(self.redis_url, **self.redis_options)
+        self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
 
     async def _publish(self, data: Dict[str, Any]) -> Any:
         try:

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from rasa.core.channels.channel import UserMessage
 
 from bot.channels.polite import MessageHandler, system_message
+from bot.redis_url import async_redis
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class SenderLimiter:
     @classmethod
     def from_env(cls) -> "SenderLimiter":
         settings = Settings.from_env()
-        redis = aioredis.Redis.from_url(settings.redis_url or "redis://127.0.0.1:6380/0",
+        redis = async_redis(settings.redis_url or "redis://127.0.0.1:6380/0",
                                         socket_timeout=0.5, socket_connect_timeout=0.5)
         return cls(redis, settings.sender_max_per_second)
 

@@ -44,11 +44,10 @@ def config_from_env(settings: Settings) -> ConsoleConfig:
 
 
 async def add_agent(settings: Settings, name: str, password: str) -> None:
-    import redis.asyncio as aioredis
-
     from bot.console.agents import AgentStore
+    from bot.redis_url import async_redis
 
-    client = aioredis.Redis.from_url(config_from_env(settings).redis_url)
+    client = async_redis(config_from_env(settings).redis_url)
     await AgentStore(client).add(name, password)
     await client.aclose() if hasattr(client, "aclose") else await client.close()
 

@@ -34,6 +34,7 @@ from bot.orders.factory import order_system_for
 from bot.orders.models import to_dict
 from bot.paths import KNOWLEDGE_DIR
 from bot.rasa_api import RasaApi, RasaApiError
+from bot.redis_url import async_redis
 from bot.settings import Settings
 from bot.webchat.routes import PUBLIC_PREFIXES, setup_webchat
 
@@ -364,7 +365,7 @@ async def watch_sla(app: web.Application) -> None:
 # -- app ------------------------------------------------------------------------------------
 async def resources(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    redis = aioredis.Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    redis = async_redis(config.redis_url, socket_timeout=5, socket_connect_timeout=5)
     app[SERVICES] = Services(redis, TicketStore(redis), AgentStore(redis),
                              RasaApi(config.rasa_url, config.rasa_token), order_system_for(config.settings, redis))
     sla = asyncio.create_task(watch_sla(app))

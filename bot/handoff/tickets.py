@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 
 from bot.handoff.triggers import PRIORITY_ORDER, rules
 from bot.orders.models import SHANGHAI
+from bot.redis_url import async_redis
 
 PREFIX = "xb:handoff:"
 WAITING, CLAIMED, RESOLVED = "waiting", "claimed", "resolved"
@@ -79,7 +80,7 @@ class TicketStore:
 
     @classmethod
     def from_url(cls, url: str, prefix: str = PREFIX) -> "TicketStore":
-        return cls(aioredis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3), prefix)
+        return cls(async_redis(url, socket_timeout=3, socket_connect_timeout=3), prefix)
 
     def _key(self, *parts: str) -> str:
         return self._prefix + ":".join(parts)

@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from bot.orders.client import NewReturn, OrderSystemUnavailable
 from bot.orders.models import SHANGHAI, Order, ReturnRequest, order_from_dict, return_from_dict, to_dict
+from bot.redis_url import async_redis
 
 PREFIX = "xb:oms:"
 
@@ -44,7 +45,7 @@ class RedisOrderSystem:
 
     @classmethod
     def from_url(cls, url: str, prefix: str = PREFIX) -> "RedisOrderSystem":
-        return cls(aioredis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3), prefix)
+        return cls(async_redis(url, socket_timeout=3, socket_connect_timeout=3), prefix)
 
     def _key(self, *parts: str) -> str:
         return self._prefix + ":".join(parts)

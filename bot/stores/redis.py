@@ -43,10 +43,12 @@ from rasa.core.tracker_store import TrackerStore
 from rasa.shared.core.constants import ACTION_SESSION_START_NAME
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, ActiveLoop, ConversationPaused, Event, SlotSet, UserUttered
-from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.core.conversation import Dialogue
+from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 from redis.exceptions import BusyLoadingError
+
+from bot.redis_url import async_redis
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +83,7 @@ class ResilientRedis:
     def get(self) -> aioredis.Redis:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
-            self._client = aioredis.Redis.from_url(self.url, socket_timeout=SOCKET_TIMEOUT_S,
+            self._client = async_redis(self.url, socket_timeout=SOCKET_TIMEOUT_S,
                                                    socket_connect_timeout=SOCKET_TIMEOUT_S, health_check_interval=30)
             self._loop = loop
         return self._client

@@ -28,6 +28,7 @@ from bot.channels.wechat.client import WeChatApi, WeChatApiError, WeChatUndelive
 from bot.channels.wechat.crypto import MessageCrypto, WeChatCryptoError, check_signature
 from bot.channels.wechat.messages import WeChatMessage, WeChatParseError, fields, parse
 from bot.handoff.tickets import TicketStore
+from bot.redis_url import async_redis
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ class WeChatInput(InputChannel):
     def __init__(self, token: str, appid: str, secret: str, aes_key: str, api_base: str, redis_url: str) -> None:
         self.token, self.appid = token, appid
         self.crypto = MessageCrypto(token, aes_key, appid) if aes_key else None
-        self.redis = aioredis.Redis.from_url(redis_url, socket_timeout=3, socket_connect_timeout=3)
+        self.redis = async_redis(redis_url, socket_timeout=3, socket_connect_timeout=3)
         self.api = WeChatApi(api_base, appid, secret, self.redis)
         self.limiter = SenderLimiter(self.redis, Settings.from_env().sender_max_per_second)
         self.tasks: set = set()
