@@ -25,6 +25,7 @@ from sanic import Blueprint
 from bot.channels.polite import MessageHandler, polite, system_message
 from bot.channels.throttle import shared_limiter, throttled
 from bot.redis_url import async_redis
+from bot.settings import Settings
 
 REDIS_CHANNEL = "xiaobao-socketio"
 logger = logging.getLogger(__name__)
@@ -104,6 +105,13 @@ class PoliteSocketIOInput(SocketIOInput):
     def blueprint(self, on_new_message: MessageHandler) -> Blueprint:
         blueprint = super().blueprint(_with_payload_output(throttled(polite(on_new_message), shared_limiter())))
         self._share_rooms_through_redis()
+        # Rasa turns python-socketio's Origin check off (cors_allowed_origins=[]); browsers may
+        # connect only from the configured origins (the web app's by default). Clients that
+        # send no Origin (servers, the WeChat bridge, tests) are unaffected.
+        self.sio.eio.cors_allowed_origins = Settings.from_env().cors_origins.split() or []
+        # CORS response headers stay with Sanic-CORS (rasa run --cors), as before: two
+        # Access-Control-Allow-Origin headers would make browsers refuse long-polling replies.
+        self.sio.eio._cors_headers = lambda environ: []
         handlers = self.sio.handlers[self.namespace or "/"]
         handle_message = handlers[self.user_message_evt]
 

@@ -42,6 +42,7 @@ class Stack:
     rasa_port: int = field(default_factory=free_port)
     action_port: int = field(default_factory=free_port)
     token: str = field(default_factory=lambda: secrets.token_hex(16))  # never starts with "-"
+    web_port: int = field(default_factory=free_port)  # the web app's, whose pages may use socket.io
     actions: Optional[ManagedProcess] = None
     rasa: Optional[ManagedProcess] = None
     wechat: Any = None  # the fake WeChat API (tests.channels.fake_wechat.FakeWeChat)
@@ -50,6 +51,7 @@ class Stack:
 
     def env(self) -> Dict[str, str]:
         return {**service_env(self.redis_url, self.action_port), "STORE_SIGNING_SECRET": SIGNING_SECRET,
+                "CORS_ORIGINS": f"http://127.0.0.1:{self.web_port} http://localhost:{self.web_port}",
                 **WECHAT, "WECHAT_API_BASE": self.wechat_url}
 
     def start_actions(self) -> None:
@@ -186,7 +188,7 @@ def console(stack, tmp_path):
     from bot.console.agents import AgentStore
     from bot.stack import console_server
 
-    port = free_port()
+    port = stack.web_port
     env = {**stack.env(), "RASA_URL": f"http://127.0.0.1:{stack.rasa_port}", "RASA_API_TOKEN": stack.token,
            "RASA_PUBLIC_URL": f"http://127.0.0.1:{stack.rasa_port}", "XIAOBAO_VAR_DIR": str(tmp_path),
            "BIND_HOST": "127.0.0.1"}

@@ -49,3 +49,15 @@ async def test_garbage_socket_events_are_survived(stack):
     await client.disconnect()
     (greeting,) = await converse(stack, uuid.uuid4().hex, "你好")
     assert matches_response(greeting["text"], "utter_greet")
+
+
+async def test_browsers_may_connect_only_from_configured_origins(stack):
+    url = f"http://127.0.0.1:{stack.rasa_port}"
+    allowed = socketio.AsyncClient(reconnection=False)
+    await allowed.connect(url, transports=["websocket"], socketio_path="/socket.io",
+                          headers={"Origin": f"http://127.0.0.1:{stack.web_port}"})
+    await allowed.disconnect()
+    foreign = socketio.AsyncClient(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await foreign.connect(url, transports=["websocket"], socketio_path="/socket.io",
+                              headers={"Origin": "https://evil.example"})
