@@ -18,6 +18,7 @@ help:
 	@echo "make bench      one run, one table: NLU, KB, end-to-end load vs bare Rasa, memory, start-up"
 	@echo "make bench-nlu  print intent accuracy / macro-F1 and entity F1 on the held-out set"
 	@echo "make bench-kb   print knowledge-base hit@1 / hit@3 / MRR and query latency"
+	@echo "make audit      pip-audit of the pinned requirements (report in docs/security/)"
 
 # Creates .venv with Python 3.10 and installs the pinned requirements; a no-op when up to date.
 venv: $(STAMP)
