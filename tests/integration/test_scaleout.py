@@ -30,7 +30,7 @@ from bot.rasa_api import RasaApi
 from bot.settings import Settings
 from bot.stack import ManagedProcess, action_server, rasa_server, service_env
 from tests.conftest import configured_or_embedded_redis, free_port
-from tests.integration.conftest import READY_TIMEOUT_S, SIGNING_SECRET, WECHAT
+from tests.integration.conftest import READY_TIMEOUT_S, SIGNING_SECRET, WECHAT, matches_response
 
 pytestmark = pytest.mark.integration
 
@@ -269,5 +269,13 @@ async def test_a_socket_on_one_replica_gets_messages_sent_by_another(cluster):
             await api.close()
         message = await asyncio.wait_for(received.get(), timeout=15)
         assert message["text"] == "您好，我是客服小李，这就帮您处理。"
+        # A bot reply the other replica produces (as for the console's SLA notices) arrives too.
+        api = RasaApi(other.url, TOKEN)
+        try:
+            await api.trigger_intent(session_id, "greet")
+        finally:
+            await api.close()
+        message = await asyncio.wait_for(received.get(), timeout=15)
+        assert matches_response(message["text"], "utter_greet")
     finally:
         await client.disconnect()
