@@ -208,3 +208,16 @@ async def test_agent_passwords_are_hashed(redis_url):
     with pytest.raises(ValueError):
         await store.add("dave", "short")
     await client.close()
+
+
+async def test_a_session_expires_after_eight_hours(env, monkeypatch):
+    import time
+
+    client = env["client"]
+    assert await login(client, env["agents"][0])
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 7 * 3600)
+    assert (await client.get("/api/queue")).status == 200  # a long shift is fine
+    monkeypatch.setattr(time, "time", lambda: real_time() + 9 * 3600)
+    assert (await client.get("/api/queue")).status == 401
+    assert (await client.get("/", allow_redirects=False)).headers["Location"] == "/login"
