@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Dict, Text
 
-from jsonschema import ValidationError, validators
+from jsonschema import validators
 from jsonschema.exceptions import best_match
 from rasa.core.actions.action import RemoteAction
 from rasa.shared.constants import DOCS_BASE_URL
@@ -40,5 +40,3 @@ def _validate_action_result(self: RemoteAction, result: Dict[Text, Any]) -> bool
 def install() -> None:
     RemoteAction._validate_action_result = _validate_action_result  # type: ignore[assignment]
 
-
-__all__ = ["install", "ValidationError"]

@@ -255,6 +255,7 @@ async def test_a_socket_on_one_replica_gets_messages_sent_by_another(cluster):
     received: "asyncio.Queue[dict]" = asyncio.Queue()
     client.on("bot_uttered", received.put)
     await client.connect(socket_replica.url, transports=["websocket"], socketio_path="/socket.io")
+    other_api = RasaApi(other.url, TOKEN)
     try:
         await client.emit("session_request", {"session_id": session_id})
         await client.emit("user_uttered", {"message": "你好", "session_id": session_id})
@@ -262,20 +263,13 @@ async def test_a_socket_on_one_replica_gets_messages_sent_by_another(cluster):
         while not received.empty():
             received.get_nowait()
         # An agent's reply, as the console sends it, through the *other* replica's HTTP API.
-        api = RasaApi(other.url, TOKEN)
-        try:
-            await api.send_bot_message(session_id, "您好，我是客服小李，这就帮您处理。")
-        finally:
-            await api.close()
+        await other_api.send_bot_message(session_id, "您好，我是客服小李，这就帮您处理。")
         message = await asyncio.wait_for(received.get(), timeout=15)
         assert message["text"] == "您好，我是客服小李，这就帮您处理。"
         # A bot reply the other replica produces (as for the console's SLA notices) arrives too.
-        api = RasaApi(other.url, TOKEN)
-        try:
-            await api.trigger_intent(session_id, "greet")
-        finally:
-            await api.close()
+        await other_api.trigger_intent(session_id, "greet")
         message = await asyncio.wait_for(received.get(), timeout=15)
         assert matches_response(message["text"], "utter_greet")
     finally:
+        await other_api.close()
         await client.disconnect()
