@@ -181,8 +181,10 @@ async def user_turns(base_url: str, sender: str) -> List[List[dict]]:
     return turns
 
 
+# Nothing here accepts an offer (「好的」 after 「需要我为您转接人工客服吗？」 would rightly hand the
+# conversation to a person, and a paused conversation is silent by design).
 QUESTIONS = ["你好", "七天无理由退货从哪天开始算", "买到假货能退一赔三吗", "谢谢", "三包期内手机坏了怎么办",
-             "个人信息被泄露了怎么办", "好的", "再见"]
+             "网购时个人信息保护有哪些规定", "你好呀", "再见"]
 
 
 @needs_nginx
@@ -199,9 +201,11 @@ async def test_interleaved_messages_to_both_replicas_lose_and_reorder_nothing(cl
         for round_ in range(rounds):
             first, second = f"{QUESTIONS[2 * round_ % 8]}（{round_}a）", f"{QUESTIONS[(2 * round_ + 1) % 8]}（{round_}b）"
             replies = await asyncio.gather(say(session, a.url, sender, first), say(session, b.url, sender, second))
-            for reply in replies:
-                assert reply, f"{sender}: a turn went silent"
-                assert apology not in texts(reply), f"{sender}: a turn failed (lock or fencing conflict)"
+            for text, reply in zip((first, second), replies):
+                if not reply or apology in texts(reply):
+                    story = [(e["event"], e.get("name") or e.get("text")) for turn in await user_turns(a.url, sender)
+                             for e in turn if e["event"] in ("user", "bot", "action", "pause")]
+                    pytest.fail(f"{sender}: {text!r} got {reply!r} (silent, or a lock/fencing conflict); the story ends {story[-14:]}")
             sent_per_round.append([first, second])
         return sent_per_round
 
