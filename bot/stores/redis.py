@@ -189,18 +189,18 @@ class _Persisted:
         setattr(tracker, self.ATTRIBUTE, self)
 
 
-def _is_session_start(event: Any) -> bool:
-    if isinstance(event, dict):
-        return event.get("event") == "action" and event.get("name") == ACTION_SESSION_START_NAME
-    return isinstance(event, ActionExecuted) and event.action_name == ACTION_SESSION_START_NAME
-
-
-def _last_session_start(events: Sequence[Any]) -> int:
+def _last_session_start(events: Sequence[Event]) -> int:
     """Index of the last `action_session_start` in `events`, or -1."""
     for index in range(len(events) - 1, -1, -1):
-        if _is_session_start(events[index]):
+        event = events[index]
+        if isinstance(event, ActionExecuted) and event.action_name == ACTION_SESSION_START_NAME:
             return index
     return -1
+
+
+def _conversation_keys(prefix: Text, sender_id: Text) -> List[str]:
+    """The event list and meta hash of a conversation (one `{sender}` hash tag: one Cluster slot)."""
+    return [f"{prefix}:events:{{{sender_id}}}", f"{prefix}:meta:{{{sender_id}}}"]
 
 
 def _state_events(tracker: DialogueStateTracker, timestamp: float) -> List[Event]:
@@ -217,8 +217,7 @@ def _state_events(tracker: DialogueStateTracker, timestamp: float) -> List[Event
 async def session_events(client: aioredis.Redis, sender_id: Text, prefix: Text = DEFAULT_PREFIX) -> List[Dict[str, Any]]:
     """The latest session of a conversation as stored, as event dicts: everything up to the last
     saved turn. (Rasa and the action server work on a window of it; see WINDOW_TURNS.)"""
-    keys = [f"{prefix}:events:{{{sender_id}}}", f"{prefix}:meta:{{{sender_id}}}"]
-    _gen, _stored, _offset, *raw = await client.eval(_READ, 2, *keys, "1")
+    _gen, _stored, _offset, *raw = await client.eval(_READ, 2, *_conversation_keys(prefix, sender_id), "1")
     return [json.loads(event) for event in raw]
 
 
@@ -252,27 +251,26 @@ class RedisEventLogTrackerStore(TrackerStore):
         self.window_turns = int(kwargs.get("window_turns", WINDOW_TURNS))
 
     def _keys(self, sender_id: Text) -> List[str]:
-        return [f"{self.prefix}:events:{{{sender_id}}}", f"{self.prefix}:meta:{{{sender_id}}}"]
+        return _conversation_keys(self.prefix, sender_id)
 
     async def save(self, tracker: DialogueStateTracker) -> None:
-        client = self._redis
         keys = self._keys(tracker.sender_id)
         events = list(tracker.events)
         persisted = _Persisted.of(tracker)
         if persisted is None or len(events) < persisted.loaded:
-            persisted = await self._match_stored(client, keys, events)
+            persisted = await self._match_stored(keys, events)
         new_events = events[persisted.loaded:]
         if persisted.stored < 0:  # not an extension of what is stored: the caller rewrote history
             start = _last_session_start(events)
-            gen = await client.eval(_REPLACE, 2, *keys, start, self.record_exp, *map(_dump, events))
+            gen = await self._redis.eval(_REPLACE, 2, *keys, start, self.record_exp, *map(_dump, events))
             _Persisted(int(gen), len(events), len(events)).mark(tracker)
         else:
             start = _last_session_start(new_events)
             session = persisted.stored + start if start >= 0 else -1
             latest_session = persisted.latest_session and start < 0
             try:
-                stored = await client.eval(_APPEND, 2, *keys, persisted.stored, persisted.gen, session,
-                                           self.record_exp, *map(_dump, new_events))
+                stored = await self._redis.eval(_APPEND, 2, *keys, persisted.stored, persisted.gen, session,
+                                               self.record_exp, *map(_dump, new_events))
             except redis.ResponseError as error:
                 if "CONFLICT" not in str(error):
                     raise
@@ -283,26 +281,25 @@ class RedisEventLogTrackerStore(TrackerStore):
         if self.event_broker is not None and new_events:
             await self._stream_new_events(self.event_broker, new_events, tracker.sender_id)
 
-    async def _match_stored(self, client: ResilientRedis, keys: List[str], events: List[Event]) -> _Persisted:
+    async def _match_stored(self, keys: List[str], events: List[Event]) -> _Persisted:
         """For a tracker this store did not hand out: how it relates to what is stored.
 
         If the stored events are a prefix of the tracker's, the rest is appended; otherwise the
         tracker replaces the stored conversation (Rasa's `PUT .../tracker/events` does that).
         """
-        gen, stored, _offset, raw = await self._read(client, keys, latest_session_only=False)
+        gen, stored, _offset, raw = await self._read(keys, latest_session_only=False)
         if stored == 0:
             return _Persisted(gen, 0, 0, latest_session=True)
         if len(raw) <= len(events) and all(json.loads(raw[i]) == events[i].as_dict() for i in range(len(raw))):
             return _Persisted(gen, stored, stored)
         return _Persisted(gen, -1, 0)
 
-    async def _read(self, client: ResilientRedis, keys: List[str],
-                    latest_session_only: bool) -> Tuple[int, int, int, List[Any]]:
-        gen, stored, offset, *raw = await client.eval(_READ, 2, *keys, "1" if latest_session_only else "0")
+    async def _read(self, keys: List[str], latest_session_only: bool) -> Tuple[int, int, int, List[Any]]:
+        gen, stored, offset, *raw = await self._redis.eval(_READ, 2, *keys, "1" if latest_session_only else "0")
         return int(gen), int(stored), int(offset), raw
 
     async def _retrieve(self, sender_id: Text, latest_session_only: bool) -> Optional[DialogueStateTracker]:
-        gen, stored, _offset, raw = await self._read(self._redis, self._keys(sender_id), latest_session_only)
+        gen, stored, _offset, raw = await self._read(self._keys(sender_id), latest_session_only)
         if stored == 0:
             return None
         dialogue = Dialogue.from_parameters({"name": sender_id, "events": [json.loads(event) for event in raw]})
