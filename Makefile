@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help venv browser train run test test-unit validate test-stories test-nlu test-kb bench bench-nlu bench-kb lock clean audit
+.PHONY: help venv browser train run test test-unit validate test-stories test-nlu test-kb bench bench-nlu bench-kb eval lock clean audit
 
 help:
 	@echo "make run    start Redis (embedded unless REDIS_URL is set), the action server and Rasa"
@@ -18,17 +18,19 @@ help:
 	@echo "make bench      one run, one table: NLU, KB, end-to-end load vs bare Rasa, memory, start-up"
 	@echo "make bench-nlu  print intent accuracy / macro-F1 and entity F1 on the held-out set"
 	@echo "make bench-kb   print knowledge-base hit@1 / hit@3 / MRR and query latency"
+	@echo "make eval       realistic shopper messages through the running stack: routing, citations, clarifications"
 	@echo "make audit      pip-audit of the pinned requirements (report in docs/security/)"
 
 # Creates .venv with Python 3.10 and installs the pinned requirements; a no-op when up to date.
 venv: $(STAMP)
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-embed.txt
 	@interp=$$(scripts/find-python310) || exit 1; \
 	if [ ! -x $(PY) ] || ! $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))'; then \
 	  echo "creating $(VENV) with $$interp"; rm -rf $(VENV); "$$interp" -m venv $(VENV) || exit 1; \
 	fi
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip==24.0"
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-embed.txt
 	touch $(STAMP)
 
 # Browser tests use Debian's chromium (never a downloaded browser), and the scale-out test puts
@@ -74,6 +76,10 @@ test-kb: venv
 
 bench-kb: venv
 	$(PY) scripts/bench_kb.py
+
+# The realistic set (tests/data/realistic/) through the whole running stack; not a CI threshold.
+eval: venv train
+	$(PY) scripts/eval_realistic.py $(EVAL_ARGS)
 
 # pip-audit (pinned in requirements-audit.txt, in its own .venv-audit so .venv stays as pinned)
 # against requirements.txt; writes the dated report to docs/security/pip-audit.txt.

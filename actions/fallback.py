@@ -47,3 +47,19 @@ class ActionDefaultAskAffirmation(Action):
             response="utter_ask_affirmation", buttons=clarification_buttons(ranking)
         )
         return []
+
+
+class ActionOutOfScope(Action):
+    """A question outside the store's customer service: say so politely, and point to where it
+    can be answered (12333, 12348 法律援助, a lawyer, 12315) instead of leaving the shopper empty-handed."""
+
+    def name(self) -> Text:
+        return "action_out_of_scope"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
+        from bot.knowledge.referrals import out_of_scope_reply
+
+        dispatcher.utter_message(text=out_of_scope_reply(tracker.latest_message.get("text") or ""))
+        return []

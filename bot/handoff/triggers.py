@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Iterable, Optional, Sequence
 
 import yaml
 
@@ -33,8 +33,42 @@ def handoff_texts() -> Dict[str, Any]:
     return yaml.safe_load((KNOWLEDGE_DIR / "handoff_messages.yml").read_text(encoding="utf-8"))
 
 
+# Within the same clause, right before a trigger word, these say it did not happen or is only
+# feared: 「我没有受伤」「还好没着火」「不想投诉」「担心会漏电」 are not incidents or anger.
+# (「不小心烫伤了」 and 「没过多久就起火了」 are.)
+_NEGATED = re.compile(
+    r"(?:没有|没|未曾|未|并未|无|不想|不是要|不打算|不用|不会|不至于|别|免得|以免|防止|避免|担心|害怕|怕|万一|"
+    r"会不会|是否|如果|要是|假如|不然)[^,，.。!！?？;；\n]{0,3}$"
+)
+# Phrases that contain a negator but deny nothing: 「没过多久就起火了」「不小心烫伤」.
+_NOT_NEGATIONS = re.compile(r"不小心|没过多久|没多久|没几天|没两天|没一会儿?|没想到|没注意|没留意|无意")
+_CLAUSE_START = re.compile(r"[,，.。!！?？;；\n]")
+
+
+def _occurrences(text: str, word: str) -> Iterable[int]:
+    start = text.find(word)
+    while start >= 0:
+        yield start
+        start = text.find(word, start + 1)
+
+
+def _negated(text: str, start: int) -> bool:
+    before = text[max(0, start - 12) : start]
+    before = _CLAUSE_START.split(before)[-1]
+    return bool(before) and bool(_NEGATED.search(_NOT_NEGATIONS.sub("", before)))
+
+
 def _mentions(text: str, key: str) -> bool:
-    return any(str(word) in text for word in rules()[key])
+    """A trigger word that is said, not denied: 「没有受伤」 is no injury. Words made of digits
+    (315, 12315) only count on their own, never inside an order or phone number."""
+    for word in map(str, rules()[key]):
+        for start in _occurrences(text, word):
+            end = start + len(word)
+            if word.isdigit() and (text[start - 1 : start].isdigit() or text[end : end + 1].isdigit()):
+                continue
+            if not _negated(text, start):
+                return True
+    return False
 
 
 def escalation_for(text: str, intent: Optional[str], recent_intents: Sequence[str] = ()) -> Optional[Escalation]:

@@ -1,9 +1,20 @@
 """Ranking knowledge-base entries for a shopper's question. Pure Python: no Rasa imports.
 
-Each entry is indexed through its title and paraphrased questions (one short document each)
-and through all its text together. Tokens come from jieba with the project dictionary, folded
-onto canonical synonyms; CJK character bigrams add robustness to segmentation and typos.
-An entry's score is its best paraphrase match plus a share of its whole-entry match (BM25).
+Hybrid retrieval: a lexical ranking (BM25) fused with a dense one (sentence embeddings).
+
+* BM25: each entry is indexed through its title and paraphrased questions (one short document
+  each) and through all its text together. Tokens come from jieba with the project dictionary,
+  folded onto canonical synonyms; CJK character bigrams add robustness to segmentation and
+  typos. An entry's score is its best paraphrase match plus a share of its whole-entry match.
+  A long message is scored twice, as a whole and through its question part
+  (bot.nlu.question), so the story's details do not drown what is asked.
+* Dense: the cosine similarity of the question part with the entry's title and paraphrases
+  (multilingual-e5-small, bot.knowledge.embedding), best paraphrase per entry. Only when an
+  embedder is given; without one (it failed to load, or BM25-only was asked for) the ranking
+  is BM25's alone.
+* Fusion: each list is scaled to [0, 1] and added with weights; the confidence that decides
+  between answering, asking and giving up mixes BM25's share of the question's words that the
+  entry explains with the dense similarity above a floor.
 """
 
 from __future__ import annotations
@@ -15,20 +26,30 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import yaml
 import zhconv
 
 from bot.knowledge.kb import Entry
+from bot.nlu.question import question_focus, strip_greeting
 from bot.nlu.vocabulary import load_vocabulary, segment, synonym_table
 from bot.paths import KNOWLEDGE_DIR
+
+if TYPE_CHECKING:
+    from bot.knowledge.embedding import Embedder
 
 RETRIEVAL_VOCABULARY = KNOWLEDGE_DIR / "retrieval.yml"
 K1, B = 1.2, 0.4
 WHOLE_ENTRY_WEIGHT = 2.0
 BIGRAM_WEIGHT = 0.3
 UNKNOWN_WORD_WEIGHT = 0.5
+# The question part of a long message counts this much on top of the whole message.
+FOCUS_WEIGHT = 1.0
+# Fusion (tuned on the KB's own paraphrases, `scripts/bench_kb.py --dev`; see README).
+DENSE_WEIGHT = 0.6
+DENSE_FLOOR, DENSE_CEILING = 0.78, 0.92  # e5 cosine: unrelated ~0.75-0.8, a paraphrase ~0.9+
+CONFIDENCE_DENSE_SHARE = 0.5
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -36,8 +57,10 @@ _CJK = re.compile(r"[\u4e00-\u9fff]")
 class Hit:
     entry: Entry
     score: float
-    confidence: float  # share of the question's informative weight that this entry explains
-    adds: float = 0.0  # share it explains that the best hit does not (a second topic)
+    confidence: float  # how surely this entry answers the question, 0..1
+    adds: float = 0.0  # share of the question it explains that the best hit does not (a second topic)
+    lexical: float = 0.0  # BM25: share of the question's informative weight this entry explains
+    dense: float = 0.0  # cosine similarity of question and best paraphrase (0 without embeddings)
 
 
 class Analyzer:
@@ -107,17 +130,30 @@ class _BM25:
 class KnowledgeIndex:
     """Built once at start-up; `search` is then a few dictionary look-ups per query term."""
 
-    def __init__(self, entries: Iterable[Entry], analyzer: Analyzer = None) -> None:
+    def __init__(
+        self, entries: Iterable[Entry], analyzer: Analyzer = None, embedder: Optional["Embedder"] = None
+    ) -> None:
         self.analyzer = analyzer or Analyzer()
         self.entries: List[Entry] = list(entries)
         self.by_id = {e.id: e for e in self.entries}
         paraphrases: List[List[str]] = []
+        texts: List[str] = []
         self._owner: List[int] = []
         for n, entry in enumerate(self.entries):
             for text in (entry.title, *entry.questions):
                 paraphrases.append(self.analyzer.terms(text))
+                texts.append(text)
                 self._owner.append(n)
         self._paraphrases = _BM25(paraphrases)
+        self.embedder = embedder
+        self._vectors = None
+        if embedder is not None:
+            import numpy as np
+
+            from bot.knowledge.embedding import passage_vectors
+
+            self._vectors = passage_vectors(embedder, texts)
+            self._owners = np.asarray(self._owner)
         self._whole = _BM25(
             [self.analyzer.terms(" ".join((e.title, *e.questions, e.answer))) for e in self.entries]
         )
@@ -126,30 +162,72 @@ class KnowledgeIndex:
         idfs = sorted(self._whole.idf.values()) or [1.0]
         self._unknown_weight = UNKNOWN_WORD_WEIGHT * idfs[len(idfs) // 2]
 
-    def search(self, question: str, k: int = 3) -> List[Hit]:
-        terms = self.analyzer.terms(question)
-        if not terms:
-            return []
-        query = Counter(terms)
+    @property
+    def dense(self) -> bool:
+        return self._vectors is not None
+
+    def _lexical(self, text: str) -> Tuple[Counter, Dict[int, float]]:
+        query = Counter(self.analyzer.terms(text))
         best: Dict[int, float] = defaultdict(float)
+        if not query:
+            return query, best
         for doc, score in self._paraphrases.scores(query).items():
             owner = self._owner[doc]
             best[owner] = max(best[owner], score)
         for n, score in self._whole.scores(query).items():
             best[n] += WHOLE_ENTRY_WEIGHT * score
-        ranked = sorted(best.items(), key=lambda item: -item[1])[:k]
-        if not ranked:
+        return query, best
+
+    def _dense_scores(self, text: str) -> Dict[int, float]:
+        """Best cosine similarity per entry, for the entries with any paraphrase above the floor."""
+        import numpy as np
+
+        vector = self.embedder.queries([text])[0]
+        sims = self._vectors @ vector
+        best = np.full(len(self.entries), -1.0, dtype=np.float32)
+        np.maximum.at(best, self._owners, sims)
+        return {int(n): float(best[n]) for n in np.nonzero(best > DENSE_FLOOR - 0.1)[0]}
+
+    def search(self, question: str, k: int = 3, dense: bool = True) -> List[Hit]:
+        """The k best entries for a shopper's message, best first; [] when nothing matches.
+        dense=False ranks by BM25 alone even when embeddings are loaded."""
+        body = strip_greeting(question) or question
+        focus = question_focus(question)
+        query, lexical = self._lexical(body)
+        focus_query = query
+        if focus and focus != body:
+            focus_query, focused = self._lexical(focus)
+            for n, score in focused.items():
+                lexical[n] += FOCUS_WEIGHT * score
+        use_dense = dense and self.dense and bool(body.strip())
+        similarity = self._dense_scores(focus or body) if use_dense else {}
+        if not query and not similarity:
+            return []
+
+        top_lexical = max(lexical.values(), default=0.0) or 1.0
+        fused: Dict[int, float] = {}
+        for n in set(lexical) | set(similarity):
+            score = lexical.get(n, 0.0) / top_lexical
+            if use_dense:
+                score = (1 - DENSE_WEIGHT) * score + DENSE_WEIGHT * _scaled(similarity.get(n, 0.0))
+            fused[n] = score
+        ranked = sorted(fused.items(), key=lambda item: -item[1])[:k]
+        if not ranked or ranked[0][1] <= 0:
             return []
         top_words = self._matched(query, ranked[0][0])
-        return [
-            Hit(
-                self.entries[n],
-                score,
-                self._share(query, self._matched(query, n)),
+        hits = []
+        for rank, (n, score) in enumerate(ranked):
+            share = max(self._share(query, self._matched(query, n)), self._share(focus_query, self._matched(focus_query, n)))
+            sim = similarity.get(n, 0.0)
+            confidence = share
+            if use_dense:
+                confidence = (1 - CONFIDENCE_DENSE_SHARE) * share + CONFIDENCE_DENSE_SHARE * _scaled(sim)
+            hits.append(Hit(
+                self.entries[n], round(score, 4), round(confidence, 4),
                 self._share(query, self._matched(query, n) - top_words) if rank else 0.0,
-            )
-            for rank, (n, score) in enumerate(ranked)
-        ]
+                lexical=share, dense=round(sim, 4),
+            ))
+        return hits
 
     def _matched(self, query: Counter, n: int) -> set:
         doc = self._whole.docs[n]
@@ -163,8 +241,20 @@ class KnowledgeIndex:
         return round(matched / total, 4) if total else 0.0
 
 
-@lru_cache(maxsize=1)
-def default_index() -> KnowledgeIndex:
+def _scaled(similarity: float) -> float:
+    return min(1.0, max(0.0, (similarity - DENSE_FLOOR) / (DENSE_CEILING - DENSE_FLOOR)))
+
+
+@lru_cache(maxsize=2)
+def default_index(dense: bool = False) -> KnowledgeIndex:
+    """The knowledge base's index, built once per process. dense=True adds sentence embeddings
+    (the action server, where questions are answered); without it, or when the model cannot
+    load, the index is BM25 only (Rasa's NLU router, which must stay cheap)."""
     from bot.knowledge.kb import load_entries
 
-    return KnowledgeIndex(load_entries())
+    embedder = None
+    if dense:
+        from bot.knowledge.embedding import load_embedder
+
+        embedder = load_embedder()
+    return KnowledgeIndex(load_entries(), embedder=embedder)

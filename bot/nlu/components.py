@@ -31,6 +31,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from bot.handoff.triggers import URGENT, escalation_for
+from bot.nlu.routing import KbEvidence, reroute
 from bot.nlu.text import is_unreadable, nlu_windows
 from bot.nlu.vocabulary import default_matcher, ensure_jieba, segment
 
@@ -141,6 +142,36 @@ class _IntentGuard(GraphComponent):
                 message.set(INTENT, intent, add_to_output=True)
                 message.set(INTENT_RANKING_KEY, [intent], add_to_output=True)
         return messages
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
+class KnowledgeRouter(_IntentGuard):
+    """Knowledge-base retrieval as evidence next to DIET (bot.nlu.routing): a message that asks
+    something the knowledge base explains well is a question for it, even when DIET hesitates
+    or settles on a greeting, a bare answer or a fallback. BM25 only: a millisecond a message."""
+
+    @classmethod
+    def create(cls, config, model_storage, resource, execution_context) -> "KnowledgeRouter":
+        from bot.knowledge.retrieval import default_index
+
+        default_index()  # build once at load time, not on the first message
+        return cls()
+
+    def override(self, message: Message) -> Optional[str]:
+        from bot.knowledge.retrieval import default_index
+
+        text = message.get(TEXT) or ""
+        if not text.strip() or text.startswith("/"):
+            return None
+        intent = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
+        ranking = [(r.get(INTENT_NAME_KEY), r.get(PREDICTED_CONFIDENCE_KEY) or 0.0) for r in message.get(INTENT_RANKING_KEY) or []]
+        hits = default_index().search(text[-NLU_ROUTE_CHARS:], k=1, dense=False)
+        kb = KbEvidence(hits[0].entry.kind, hits[0].lexical) if hits else None
+        return reroute(intent, ranking, text, kb)
+
+
+# The router reads at most the last this-many characters (a long story asks at its end).
+NLU_ROUTE_CHARS = 1000
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)

