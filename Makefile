@@ -43,6 +43,7 @@ browser:
 
 train: venv
 	$(PY) -m bot.model train
+	@$(PY) -m bot.knowledge embed
 
 run: venv
 	$(PY) -m bot.runner

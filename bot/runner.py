@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -92,6 +93,9 @@ def main() -> int:
             redis_url = redis.url
             print(f"started embedded Redis on 127.0.0.1:{redis.port} (data in {redis.data_dir})")
         model = ensure_trained(settings)
+        # The knowledge base's sentence vectors, computed once and cached by fingerprint, so
+        # the action server does not embed ~2,000 passages while Rasa waits for it.
+        subprocess.run([sys.executable, "-m", "bot.knowledge", "embed"], cwd=ROOT, check=False)
         env = {**service_env(redis_url, settings.action_port), "STORE_SIGNING_SECRET": signing_secret(settings),
                "RASA_API_TOKEN": token, "RASA_URL": f"http://127.0.0.1:{settings.rasa_port}"}
         ready_from = time.monotonic()

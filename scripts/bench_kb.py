@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import yaml  # noqa: E402
 
 from bot.knowledge.answering import decide  # noqa: E402
+from bot.knowledge.embedding import load_embedder  # noqa: E402
 from bot.knowledge.kb import load_entries  # noqa: E402
 from bot.knowledge.retrieval import KnowledgeIndex  # noqa: E402
 from bot.paths import ROOT  # noqa: E402
@@ -52,12 +53,12 @@ def cross_validate(entries, show_misses: bool) -> int:
     return 0
 
 
-def evaluate(show_misses: bool = False) -> Dict[str, Any]:
+def evaluate(show_misses: bool = False, dense: bool = True) -> Dict[str, Any]:
     """Retrieval quality and speed on the held-out questions, as figures."""
     questions = yaml.safe_load(HELDOUT.read_text(encoding="utf-8"))["questions"]
     entries = load_entries()
     started = time.perf_counter()
-    index = KnowledgeIndex(entries)
+    index = KnowledgeIndex(entries, embedder=load_embedder() if dense else None)
     build_ms = (time.perf_counter() - started) * 1000
     index.search("预热")
 
@@ -95,8 +96,31 @@ def evaluate(show_misses: bool = False) -> Dict[str, Any]:
         "positive_kinds": positive_kinds, "negative_kinds": negative_kinds,
         "answer_precision": answered_right / max(1, positive_kinds["answer"]),
         "build_ms": build_ms, "p50_ms": statistics.median(latencies),
-        "p95_ms": latencies[int(0.95 * (len(latencies) - 1))],
+        "p95_ms": latencies[int(0.95 * (len(latencies) - 1))], "index": index,
     }
+
+
+def realistic(index: KnowledgeIndex) -> Dict[str, Any]:
+    """Retrieval alone on the realistic set's rights questions (tests/data/realistic/, written
+    from scenario cards, never tuned on): is an acceptable article cited by the top 1 / top 3
+    entries? BM25 alone and hybrid, on the same index."""
+    from scripts.eval_realistic import load_messages
+
+    questions = [m for m in load_messages() if m.articles]
+    figures: Dict[str, Any] = {"n": len(questions)}
+    modes = [("bm25", False)] + ([("hybrid", True)] if index.dense else [])
+    for mode, dense in modes:
+        top1 = top3 = 0
+        latencies = []
+        for message in questions:
+            started = time.perf_counter()
+            hits = index.search(message.text, k=3, dense=dense)
+            latencies.append((time.perf_counter() - started) * 1000)
+            cited = [{(c.law, c.article) for c in h.entry.citations} & message.articles for h in hits]
+            top1 += bool(cited and cited[0])
+            top3 += any(cited)
+        figures[mode] = (top1 / len(questions), top3 / len(questions), statistics.median(latencies))
+    return figures
 
 
 def main() -> int:
@@ -108,11 +132,12 @@ def main() -> int:
         "--dev", action="store_true",
         help="tune without the held-out set: 2-fold cross-validation over the KB's own paraphrases",
     )
+    parser.add_argument("--bm25", action="store_true", help="BM25 alone (no sentence embeddings)")
     args = parser.parse_args()
     if args.dev:
         return cross_validate(load_entries(), args.show_misses)
     try:
-        figures = evaluate(args.show_misses)
+        figures = evaluate(args.show_misses, dense=not args.bm25)
     except ValueError as error:
         print(error, file=sys.stderr)
         return 2
@@ -129,8 +154,16 @@ def main() -> int:
           "(answered directly and the answer was a right one)")
     if negatives:
         print("decisions (unanswerable) " + "  ".join(f"{k} {negative_kinds[k] / negatives:.2f}" for k in ("answer", "clarify", "none")))
+    index = figures["index"]
+    print(f"retrieval             {'hybrid: BM25 + ' + index.embedder.name if index.dense else 'BM25 only'}")
     print(f"index build ms        {figures['build_ms']:.0f}")
     print(f"query latency ms      p50 {figures['p50_ms']:.2f}  p95 {figures['p95_ms']:.2f}")
+    real = realistic(index)
+    print(f"realistic rights questions ({real['n']}, tests/data/realistic): acceptable article cited by")
+    for mode in ("bm25", "hybrid"):
+        if mode in real:
+            top1, top3, p50 = real[mode]
+            print(f"  {mode:<8} top 1 {top1:.3f}  top 3 {top3:.3f}  (query p50 {p50:.1f} ms)")
 
     failed = []
     if args.min_hit1 is not None and figures["hit1"] < args.min_hit1:

@@ -37,7 +37,7 @@ def handoff_texts() -> Dict[str, Any]:
 # feared: 「我没有受伤」「还好没着火」「不想投诉」「担心会漏电」 are not incidents or anger.
 # (「不小心烫伤了」 and 「没过多久就起火了」 are.)
 _NEGATED = re.compile(
-    r"(?:没有|没|未曾|未|并未|无|不想|不是要|不打算|不用|不会|不至于|别|免得|以免|防止|避免|担心|害怕|怕|万一|"
+    r"(?:没有|没|未曾|未|并未|无|不想|不是|不打算|不用|不会|不至于|别|免得|以免|防止|避免|担心|害怕|怕|万一|"
     r"会不会|是否|如果|要是|假如|不然)[^,，.。!！?？;；\n]{0,3}$"
 )
 # Phrases that contain a negator but deny nothing: 「没过多久就起火了」「不小心烫伤」.

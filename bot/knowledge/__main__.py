@@ -1,4 +1,6 @@
-"""`python -m bot.knowledge check`: validate the knowledge base and print a summary."""
+"""`python -m bot.knowledge check`: validate the knowledge base and print a summary.
+`python -m bot.knowledge embed`: compute (or find cached) the sentence vectors of the knowledge
+base, so that the action server starts without embedding it (`make train` runs this)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,26 @@ from collections import Counter
 from bot.knowledge.kb import KnowledgeBaseError, load_entries
 
 
+def embed() -> int:
+    import time
+
+    from bot.knowledge.embedding import load_embedder
+    from bot.knowledge.retrieval import KnowledgeIndex
+
+    embedder = load_embedder()
+    if embedder is None:
+        print("no sentence embedder: retrieval will use BM25 only")
+        return 0
+    started = time.monotonic()
+    index = KnowledgeIndex(load_entries(), embedder=embedder)
+    print(f"knowledge-base vectors ready: {len(index._owner)} passages, {embedder.name}, "
+          f"{time.monotonic() - started:.1f} s")
+    return 0
+
+
 def main(argv: list) -> int:
+    if argv[:1] == ["embed"]:
+        return embed()
     if argv[:1] != ["check"]:
         print(__doc__, file=sys.stderr)
         return 2

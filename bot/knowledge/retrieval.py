@@ -48,7 +48,7 @@ UNKNOWN_WORD_WEIGHT = 0.5
 FOCUS_WEIGHT = 1.0
 # Fusion (tuned on the KB's own paraphrases, `scripts/bench_kb.py --dev`; see README).
 DENSE_WEIGHT = 0.6
-DENSE_FLOOR, DENSE_CEILING = 0.78, 0.92  # e5 cosine: unrelated ~0.75-0.8, a paraphrase ~0.9+
+DENSE_FLOOR, DENSE_CEILING = 0.85, 0.95  # e5 cosine: unrelated ~0.8-0.85, a paraphrase ~0.93+
 CONFIDENCE_DENSE_SHARE = 0.5
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 

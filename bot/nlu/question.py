@@ -35,7 +35,7 @@ _QUESTION_MARK = re.compile(r"[?？]")
 _INTERROGATIVE = re.compile(
     r"怎么|怎样|怎么样|如何|能不能|能否|可不可以|可以不|可否|是不是|是否|有没有|有木有|行不行|算不算|"
     r"会不会|要不要|该不该|用不用|合不合法|合法吗|多少|几天|几号|多久|多长时间|什么时候|哪|什么|啥|咋|"
-    r"为什么|为何|为啥|凭什么|谁|想问|请问|咨询|想了解|想知道|求解|求问|请教|可以吗|行吗|对吗|吗"
+    r"为什么|为何|为啥|谁|想问|请问|咨询|想了解|想知道|求解|求问|请教|可以吗|行吗|对吗|吗"
 )
 # A question particle at the end of a clause (before trailing emoji and punctuation).
 _FINAL_PARTICLE = re.compile(r"[吗么呢嘛][^\w]*$")

@@ -15,19 +15,29 @@ from typing import Optional, Sequence, Tuple
 from bot.nlu.question import asks_something, strip_greeting
 
 # Intents that never answer a question: a message that asks something is not one of these.
-CHATTY = frozenset({"greet", "goodbye", "thanks", "affirm", "deny", "inform", "bot_challenge", "stop", "nlu_fallback"})
+CHATTY = frozenset({"greet", "goodbye", "thanks", "affirm", "inform", "stop", "nlu_fallback"})
 # Intents the router may move a question to when the knowledge base does not know it.
 ACTIONABLE = ("ask_rights", "ask_policy", "order_status", "request_return", "request_human", "complain", "out_of_scope")
 # Retrieval confidence (BM25 share of the question's words) that makes the KB the route.
 KB_ROUTE_MIN = 0.45
 # ... and, stricter, to overrule a classifier that chose out_of_scope or complain.
 KB_OVERRULE_MIN = 0.6
-# A message whose intent is CHATTY but which asks something longer than this is a question.
-MIN_QUESTION_CHARS = 5
+# A message whose intent is CHATTY is a question when, after its greeting, it asks something
+# this long, or the knowledge base explains it well.
+MIN_QUESTION_CHARS = 8
+# ... and after thanks or a goodbye, only a real question of this length (「谢谢，那退款几天到？」 is
+# short and often just a closing pleasantry).
+LONG_QUESTION_CHARS = 15
+# Out of scope is overruled only on a near-certain knowledge-base match.
+KB_OUT_OF_SCOPE_MIN = 0.8
 # An explicit wish to complain or to reach a person keeps `complain` even when a question follows.
 _WANTS_COMPLAINT = re.compile(
     r"我要投诉|我想投诉|我要举报|帮我投诉|给我投诉|投诉你们|要投诉你|转人工|人工客服|找你们(?:领导|经理|主管)|叫你们(?:领导|经理|主管)"
 )
+# A bare answer becomes a question only when it ends like one (「…降到149了能退差价吗」).
+_QUESTION_END = re.compile(r"(?:[吗么呢嘛]|[?？]|怎么办|怎么弄|可以不|行不行|能不能[^,，。]*)[^\w]*$")
+# Anger is a complaint, not a question, whatever its question marks: 「凭什么不给退？？」
+_ANGRY = re.compile(r"凭什么|什么意思|骗子|垃圾|黑心|无良|坑人|太过分|气死|[!！]{2,}|[?？]{3,}")
 
 
 @dataclass(frozen=True)
@@ -56,14 +66,19 @@ def reroute(
     if intent in CHATTY:
         if intent == "nlu_fallback" and not asks and kb is not None and kb.confidence >= KB_OVERRULE_MIN:
             return kb.intent  # 「七天无理由退货 定制商品」: no question mark, but a clear topic
-        if not asks or len(body) < MIN_QUESTION_CHARS:
-            return None
+        if not asks or len(body) < (LONG_QUESTION_CHARS if intent in ("goodbye", "thanks") else MIN_QUESTION_CHARS):
+            return None  # 「好的谢谢，那就这样吧？」 stays a goodbye
+        if intent == "inform" and not _QUESTION_END.search(body):
+            return None  # 「12号收到的，订单2026…」: an answer with details, not a question
         if kb is not None and kb.confidence >= KB_ROUTE_MIN:
             return kb.intent
         runner_up = next((name for name, conf in ranking if name in ACTIONABLE and conf >= 0.1), None)
         return runner_up or "ask_rights"
-    if intent in ("complain", "out_of_scope") and asks and kb is not None and kb.confidence >= KB_OVERRULE_MIN:
-        if intent == "complain" and _WANTS_COMPLAINT.search(text):
-            return None
+    if intent == "complain" and asks and kb is not None and kb.confidence >= KB_OVERRULE_MIN:
+        # A story that ends in a question about rights is a question, unless the shopper says
+        # they want to complain or reach a person. (Safety incidents are routed after this,
+        # by SafetyIncidentGuard, whatever the question.)
+        return None if _WANTS_COMPLAINT.search(text) or _ANGRY.search(text) else kb.intent
+    if intent == "out_of_scope" and asks and kb is not None and kb.confidence >= KB_OUT_OF_SCOPE_MIN:
         return kb.intent
     return None

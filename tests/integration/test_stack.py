@@ -160,7 +160,8 @@ def test_rights_question_is_answered_with_citation_payload_and_a_follow_up(stack
 
     sender = new_sender()
     texts, (payload,) = split_reply(stack.send(sender, "网上买的裙子收到后不喜欢，七天内能不能退"))
-    answer, note, offer = texts
+    answer, note, *suggestions, offer = texts
+    assert [m["text"] for m in suggestions] in ([], ["您可能还想问："])
     assert payload["type"] == "rights_answer" and payload["confidence"] > 0
     assert "依据：《中华人民共和国消费者权益保护法》第二十五条" in answer["text"]
     assert payload["citations"] and all(
@@ -174,7 +175,7 @@ def test_rights_question_is_answered_with_citation_payload_and_a_follow_up(stack
     stack.send(sender, "算了")
 
     texts, payloads = split_reply(stack.send(sender, "我在你们店买到的耳机是假货，能要求退一赔三吗"))
-    assert [p["type"] for p in payloads] in (["rights_answer"], [])  # answered, or clarified
+    assert [p["type"] for p in payloads] == ["rights_answer"]  # answered first
     assert not any(matches_response(m["text"], "utter_legal_note") for m in texts)
 
 
@@ -189,15 +190,18 @@ def test_question_from_another_field_of_law_gets_no_invented_answer(stack):
     assert not any((m.get("custom") or {}).get("type") == "rights_answer" for m in replies)
 
 
-def test_an_ambiguous_rights_question_offers_entries_and_a_pick_answers_it(stack):
+def test_a_broad_rights_question_is_answered_first_and_a_suggestion_answers_another_entry(stack):
     sender = new_sender()
-    (clarify,) = stack.send(sender, "想咨询一下定金的规定")
-    assert matches_response(clarify["text"], "utter_kb_clarify")
-    payloads = [b["payload"] for b in clarify["buttons"]]
-    assert len(payloads) == 3 and all(p.startswith('/ask_rights{"kb_entry": "contract_') for p in payloads)
-    picked = payloads[1].split('"kb_entry": "')[1].rstrip('"}')
-    texts, (answer,) = split_reply(stack.send(sender, payloads[1]))
-    assert answer["entry_id"] == picked and "依据：《中华人民共和国民法典》" in texts[0]["text"]
+    replies = stack.send(sender, "想咨询一下定金的规定")
+    texts, payloads = split_reply(replies)
+    assert payloads and payloads[0]["type"] == "rights_answer" and payloads[0]["entry_id"].startswith("contract_")
+    (suggestions,) = [m for m in replies if matches_response(m.get("text", ""), "utter_kb_suggestions")]
+    offered = [b["payload"] for b in suggestions["buttons"]]
+    assert 1 <= len(offered) <= 2 and all(p.startswith("/ask_") for p in offered)
+    picked = offered[0].split('"kb_entry": "')[1].rstrip('"}')
+    assert picked != payloads[0]["entry_id"]
+    texts, payloads = split_reply(stack.send(sender, offered[0]))
+    assert payloads[0]["entry_id"] == picked
 
 
 def test_action_server_outage_gets_an_apology_and_recovers(stack):
@@ -211,7 +215,7 @@ def test_action_server_outage_gets_an_apology_and_recovers(stack):
     finally:
         stack.start_actions()
     texts, payloads = split_reply(stack.send(sender, "买到假货能要求退一赔三吗"))
-    assert payloads or matches_response(texts[0]["text"], "utter_kb_clarify")
+    assert payloads and payloads[0]["type"] == "rights_answer"
     assert user_texts(stack, sender) == ["买到假货能要求退一赔三吗", "你好", "买到假货能要求退一赔三吗"]
 
 
