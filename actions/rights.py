@@ -85,9 +85,9 @@ class ActionAnswerQuestion(Action):
                 response="utter_kb_clarify", buttons=[entry_button(h.entry) for h in decision.hits]
             )
             return []
-        return self._answer(dispatcher, tracker, decision)
+        return self.answer(dispatcher, tracker, decision)
 
-    def _answer(
+    def answer(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decision
     ) -> List[Dict[Text, Any]]:
         events: List[Dict[Text, Any]] = []

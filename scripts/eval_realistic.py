@@ -87,6 +87,7 @@ class Reply:
     buttons: List[Dict[str, str]] = field(default_factory=list)
     texts: List[str] = field(default_factory=list)
     actions: List[str] = field(default_factory=list)
+    intent: str = ""
 
 
 def load_messages(folder: Path = REALISTIC) -> List[Message]:
@@ -112,7 +113,9 @@ def classify(events: List[Dict[str, Any]]) -> Reply:
     turn = events[last_user + 1 :]
     actions = [e.get("name") for e in turn if e.get("event") == "action"]
     bots = [e for e in turn if e.get("event") == "bot"]
-    reply = Reply("other", actions=[a for a in actions if a != "action_listen"])
+    parsed = (events[last_user].get("parse_data") or {}) if last_user >= 0 else {}
+    reply = Reply("other", actions=[a for a in actions if a != "action_listen"],
+                  intent=(parsed.get("intent") or {}).get("name") or "")
     for bot in bots:
         data = bot.get("data") or {}
         reply.texts.append(bot.get("text") or "")
@@ -123,6 +126,8 @@ def classify(events: List[Dict[str, Any]]) -> Reply:
             for citation in custom.get("citations") or []:
                 reply.cited.add((citation["law"], int(citation["article"])))
     utterances = [(b.get("metadata") or {}).get("utter_action") for b in bots]
+    if "action_out_of_scope" in actions and any((u or "").startswith("utter_") and "_answer" in u for u in utterances):
+        actions = ["action_answer_question"]  # 「out of scope」 answered from the KB after all
     for action, behaviour in ACTION_BEHAVIOUR:
         if action in actions:
             reply.behaviour = behaviour
@@ -249,7 +254,7 @@ def report(messages: Sequence[Message], results: Sequence[Tuple[Reply, Reply]]) 
     misses = [
         {"text": m.text, "file": m.source, "accept": list(m.accept), "got": r[0].behaviour,
          "entries": r[0].entries, "cited": sorted(f"{law}:{a}" for law, a in r[0].cited),
-         "wanted_articles": sorted(f"{law}:{a}" for law, a in m.articles), "actions": r[0].actions,
+         "wanted_articles": sorted(f"{law}:{a}" for law, a in m.articles), "intent": r[0].intent, "actions": r[0].actions,
          "reply": [t[:80] for t in r[0].texts][:3]}
         for m, r in zip(messages, results)
         if not routed(m, r[0]) or (m.articles and not cites(m, r[0]))

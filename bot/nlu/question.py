@@ -68,6 +68,12 @@ def is_question(clause: str) -> bool:
     )
 
 
+def ends_with_question(text: str) -> bool:
+    """True when the message's last clause asks something (a story that asks at its end)."""
+    parts = clauses(text)
+    return bool(parts) and is_question(parts[-1])
+
+
 def question_clauses(text: str) -> List[str]:
     """The clauses that ask something, in order."""
     return [c for c in clauses(text) if is_question(c)]

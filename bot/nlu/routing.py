@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
-from bot.nlu.question import asks_something, strip_greeting
+from bot.nlu.question import asks_something, ends_with_question, strip_greeting
 
 # Intents that never answer a question: a message that asks something is not one of these.
 CHATTY = frozenset({"greet", "goodbye", "thanks", "affirm", "inform", "stop", "nlu_fallback"})
@@ -36,8 +36,21 @@ _WANTS_COMPLAINT = re.compile(
 )
 # A bare answer becomes a question only when it ends like one (「…降到149了能退差价吗」).
 _QUESTION_END = re.compile(r"(?:[吗么呢嘛]|[?？]|怎么办|怎么弄|可以不|行不行|能不能[^,，。]*)[^\w]*$")
+# What a shopper says when they want the action itself, not an answer: these keep DIET's intent
+# even when the message ends in a question.
+_EXPLICIT_WISH = {
+    "complain": _WANTS_COMPLAINT,
+    "request_human": re.compile(r"转人工|人工|真人|找个人|客服电话|电话多少|经理|领导|主管|负责人"),
+    "request_return": re.compile(
+        r"我要退|我想退|要退货|想退货|帮我退|给我退|申请退|退了吧|退掉吧|不要了|给我换|帮我换|我要换|想换|补发|退款吧|怎么退|退货流程"),
+    "order_status": re.compile(
+        r"查一下|查下|帮我查|查查|到哪|物流|快递到|发货了吗|发了没|发货没|发了吗|什么时候发|什么时候到|几天到|还没到|"
+        r"没收到|单号|订单号|\d{16}"),
+}
+# A long story this long (after its greeting) that ends in a question is a question for the KB.
+LONG_STORY_CHARS = 60
 # Anger is a complaint, not a question, whatever its question marks: 「凭什么不给退？？」
-_ANGRY = re.compile(r"凭什么|什么意思|骗子|垃圾|黑心|无良|坑人|太过分|气死|[!！]{2,}|[?？]{3,}")
+_ANGRY = re.compile(r"凭什么|什么意思|骗子|垃圾|黑心|无良|坑人|过分|气死|态度|太差|差劲|[!！]{2,}|[?？]{3,}")
 
 
 @dataclass(frozen=True)
@@ -74,11 +87,18 @@ def reroute(
             return kb.intent
         runner_up = next((name for name, conf in ranking if name in ACTIONABLE and conf >= 0.1), None)
         return runner_up or "ask_rights"
-    if intent == "complain" and asks and kb is not None and kb.confidence >= KB_OVERRULE_MIN:
-        # A story that ends in a question about rights is a question, unless the shopper says
-        # they want to complain or reach a person. (Safety incidents are routed after this,
-        # by SafetyIncidentGuard, whatever the question.)
-        return None if _WANTS_COMPLAINT.search(text) or _ANGRY.search(text) else kb.intent
+    wish = _EXPLICIT_WISH.get(intent or "")
+    if wish is not None and ends_with_question(body) and not wish.search(text) and not _ANGRY.search(text):
+        # A story that ends in a question is a question, unless the shopper says what they want
+        # done (我要投诉, 转人工, 帮我退了, 查下物流) or is angry: 「…商家说只能修，这样合法吗」 is
+        # not a complaint intake, 「…过了七天还能退吗」 not a return form. Safety incidents are
+        # routed after this, by SafetyIncidentGuard, whatever the question. A short message
+        # needs a near-certain KB match, and a short one about a parcel stays an order lookup.
+        if kb is not None and kb.confidence >= (KB_ROUTE_MIN if len(body) >= LONG_STORY_CHARS else KB_OVERRULE_MIN):
+            return kb.intent if intent != "order_status" or len(body) >= LONG_STORY_CHARS else None
+        if len(body) >= LONG_STORY_CHARS and intent != "order_status":
+            return "ask_rights"  # answered from the KB, or honestly not, with a person offered
+        return None
     if intent == "out_of_scope" and asks and kb is not None and kb.confidence >= KB_OUT_OF_SCOPE_MIN:
         return kb.intent
     return None

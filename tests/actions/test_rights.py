@@ -97,3 +97,15 @@ async def test_a_clarification_button_answers_that_entry(dispatcher, domain):
     picked = [{"entity": "kb_entry", "value": "privacy_leak"}]
     await run(dispatcher, domain, tracker('/ask_rights{"kb_entry": "privacy_leak"}', entities=picked))
     assert dispatcher.messages[0]["custom"]["entry_id"] == "privacy_leak"
+
+
+async def test_out_of_scope_gets_a_referral_but_a_question_the_kb_knows_is_answered(dispatcher, domain, monkeypatch):
+    from actions.fallback import ActionOutOfScope
+
+    await ActionOutOfScope().run(dispatcher, tracker("公司拖欠我三个月工资怎么办", intent="out_of_scope"), domain)
+    (reply,) = dispatcher.messages
+    assert "抱歉" in reply["text"] and "12333" in reply["text"]
+
+    dispatcher.messages.clear()
+    await ActionOutOfScope().run(dispatcher, tracker("山寨货可以要三倍赔偿吗", intent="out_of_scope"), domain)
+    assert dispatcher.messages[0]["custom"]["entry_id"] == "fake_goods"

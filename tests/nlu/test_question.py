@@ -71,6 +71,17 @@ WEAK = KbEvidence("rights", 0.2)
         # ... unless the shopper says they want to complain
         ("complain", "我要投诉你们，卖假货能赔三倍吗", KB, None),
         ("request_return", "我要退货", KB, None),
+        # a long story that ends in a question is a question, whatever keyword DIET caught ...
+        ("complain", "您好，我上个月在一家装修公司签了合同，工期90天，结果拖了五个月才完工，"
+                     "墙面还开裂了，公司说是正常现象，请问这种情况我能要求他们赔偿吗", WEAK, "ask_rights"),
+        ("request_return", "口红试色了还能退么", KbEvidence("rights", 0.6), "ask_rights"),
+        ("order_status", "您好，我前天晚上在你们店下单买了台飞利浦空气净化器，1299的那款，今天早上才想起来收货地址写成老家的了，家里没人能收，这种情况还能改地址吗，改不了能不能取消", KbEvidence("policy", 0.5), "ask_policy"),
+        ("order_status", "已经发货了还能取消吗 我拒收行不行", KbEvidence("policy", 0.67), None),
+        # ... unless the shopper says what they want done, or is angry
+        ("request_return", "口红试色了不喜欢，帮我退了吧，可以吗", KB, None),
+        ("order_status", "帮我查一下订单2026031500000015到哪了？", KB, None),
+        ("request_human", "能不能给我转人工？", KB, None),
+        ("complain", "你们凭什么不给我退？？？这种事能不能管", KB, None),
     ],
 )
 def test_reroute(intent, text, kb, expected):
