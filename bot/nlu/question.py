@@ -69,9 +69,9 @@ def is_question(clause: str) -> bool:
 
 
 def ends_with_question(text: str) -> bool:
-    """True when the message's last clause asks something (a story that asks at its end)."""
-    parts = clauses(text)
-    return bool(parts) and is_question(parts[-1])
+    """True when one of the message's last two clauses asks something: a story that asks at its
+    end, sometimes with an afterthought (「…能要求十倍赔偿吗？还是只能退款了事」)."""
+    return any(is_question(c) for c in clauses(text)[-2:])
 
 
 def question_clauses(text: str) -> List[str]:

@@ -86,7 +86,10 @@ def reroute(
         if kb is not None and kb.confidence >= KB_ROUTE_MIN:
             return kb.intent
         runner_up = next((name for name, conf in ranking if name in ACTIONABLE and conf >= 0.1), None)
-        return runner_up or "ask_rights"
+        if runner_up is None:
+            return "ask_rights"
+        # The runner-up is judged like a first choice: a long story that asks is a question.
+        return reroute(runner_up, ranking, text, kb) or runner_up
     wish = _EXPLICIT_WISH.get(intent or "")
     if wish is not None and ends_with_question(body) and not wish.search(text) and not _ANGRY.search(text):
         # A story that ends in a question is a question, unless the shopper says what they want
