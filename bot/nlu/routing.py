@@ -28,8 +28,12 @@ MIN_QUESTION_CHARS = 8
 # ... and after thanks or a goodbye, only a real question of this length (「谢谢，那退款几天到？」 is
 # short and often just a closing pleasantry).
 LONG_QUESTION_CHARS = 15
-# Out of scope is overruled only on a near-certain knowledge-base match.
+# Out of scope is overruled on a near-certain knowledge-base match, or when the classifier is
+# unsure and its runner-up is a store matter.
 KB_OUT_OF_SCOPE_MIN = 0.8
+UNSURE_OUT_OF_SCOPE = 0.85
+RUNNER_UP_MIN = 0.15
+STORE_MATTERS = ("request_return", "order_status", "ask_rights", "ask_policy")
 # An explicit wish to complain or to reach a person keeps `complain` even when a question follows.
 _WANTS_COMPLAINT = re.compile(
     r"我要投诉|我想投诉|我要举报|帮我投诉|给我投诉|投诉你们|要投诉你|转人工|人工客服|找你们(?:领导|经理|主管)|叫你们(?:领导|经理|主管)"
@@ -102,6 +106,19 @@ def reroute(
         if len(body) >= LONG_STORY_CHARS and intent != "order_status":
             return "ask_rights"  # answered from the KB, or honestly not, with a person offered
         return None
-    if intent == "out_of_scope" and asks and kb is not None and kb.confidence >= KB_OUT_OF_SCOPE_MIN:
-        return kb.intent
+    if intent == "out_of_scope" and asks:
+        if kb is not None and kb.confidence >= KB_OUT_OF_SCOPE_MIN:
+            return kb.intent
+        # An unsure "out of scope" whose runner-up is a store matter (「…这个枕头能退吗」) is that
+        # matter, judged like a first choice.
+        first = next((conf for name, conf in ranking if name == intent), 1.0)
+        store = next(((n, c) for n, c in ranking if n in STORE_MATTERS and c >= RUNNER_UP_MIN), None)
+        if store is not None and first < UNSURE_OUT_OF_SCOPE:
+            return reroute(store[0], ranking, text, kb) or store[0]
+        return None
+    if intent in ("ask_rights", "ask_policy") and not asks and len(body) < LONG_STORY_CHARS:
+        # A short statement that asks nothing and that the KB does not know is an answer or a
+        # detail (「按键失灵，好几个键按下去没反应」 describing a fault inside the return form).
+        if kb is None or kb.confidence < KB_ROUTE_MIN:
+            return "inform"
     return None
