@@ -143,7 +143,9 @@ def classify(events: List[Dict[str, Any]]) -> Reply:
         else:
             reply.behaviour = "kb_none"
         return reply
-    if any(u in SMALLTALK_UTTERANCES for u in utterances) or "action_accept_offer" in actions:
+    if "utter_out_of_scope" in utterances:  # before action_out_of_scope existed
+        reply.behaviour = "out_of_scope"
+    elif any(u in SMALLTALK_UTTERANCES for u in utterances) or "action_accept_offer" in actions:
         reply.behaviour = "smalltalk"
     elif "action_handle_inform" in actions:
         reply.behaviour = "inform"
