@@ -20,7 +20,7 @@ ENTRY_ENTITY = "kb_entry"
 # BM25 alone is trusted, and the 30-60 ms of a sentence embedding saved, when it is this sure
 # and clearly ahead of the runner-up.
 LEXICAL_SURE = 0.75
-LEXICAL_CLEAR_WIN = 1.5
+LEXICAL_CLEAR_WIN = 1.25
 MAX_QUESTIONS = 3
 
 # rasa_sdk imports action modules when the server starts: build the index (and load or compute

