@@ -9,6 +9,7 @@ import yaml
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.turns import ends_turn
 from bot.paths import KNOWLEDGE_DIR
 
 MAX_CHOICES = 3
@@ -61,6 +62,7 @@ class ActionOutOfScope(Action):
     def name(self) -> Text:
         return "action_out_of_scope"
 
+    @ends_turn
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:

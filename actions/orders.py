@@ -13,6 +13,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.returns import LAST4_DIGITS, inform_payload, owned_order
 from actions.services import customer_of, order_system, tickets
+from actions.turns import ends_turn
 from bot.identity import phone_last4_matches
 from bot.orders.client import OrderSystemUnavailable
 from bot.orders.models import SHANGHAI, Order, OrderStatus
@@ -49,6 +50,7 @@ class ActionOrderStatus(Action):
     def name(self) -> Text:
         return "action_order_status"
 
+    @ends_turn
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
         try:
             return await self._run(dispatcher, tracker)

@@ -10,6 +10,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.turns import ends_turn
 from bot.knowledge.answering import Decision, answer_payload, decide, intent_for
 from bot.knowledge.kb import Entry
 from bot.knowledge.retrieval import Hit, KnowledgeIndex, default_index
@@ -66,6 +67,7 @@ class ActionAnswerQuestion(Action):
     def name(self) -> Text:
         return "action_answer_question"
 
+    @ends_turn
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:

@@ -267,7 +267,9 @@ class RedisEventLogTrackerStore(TrackerStore):
         else:
             start = _last_session_start(new_events)
             session = persisted.stored + start if start >= 0 else -1
-            latest_session = persisted.latest_session and start < 0
+            # Reusable for the next turn if it holds the latest session: it did and none started
+            # since, or nothing was stored before it (a new conversation's first turn: all of it).
+            latest_session = (persisted.latest_session and start < 0) or persisted.stored == 0
             try:
                 stored = await self._redis.eval(_APPEND, 2, *keys, persisted.stored, persisted.gen, session,
                                                self.record_exp, *map(_dump, new_events))

@@ -1,10 +1,13 @@
 import pytest
 from rasa_sdk import Tracker
+from rasa_sdk.events import FollowupAction
 
 import actions.rights as rights
 from actions.rights import ActionAnswerQuestion
 from bot.knowledge.retrieval import KnowledgeIndex
 from tests.knowledge.test_retrieval import ENTRIES, entry
+
+LISTEN = FollowupAction("action_listen")  # outside a form the action ends the turn
 
 # A rights entry that competes with the store's invoice policy: "发票" alone is ambiguous.
 INVOICE_LAW = entry("invoice_law", "商家不给开发票合法吗", ["不给发票怎么办", "卖家拒开发票", "索要发票被拒"], topic="invoice_law")
@@ -36,7 +39,7 @@ async def test_confident_rights_answer_cites_law_and_notes_once(dispatcher, doma
     assert answer["custom"]["type"] == "rights_answer" and answer["custom"]["entry_id"] == "fake_goods"
     assert answer["custom"]["citations"] == [{"law": "某法", "article": 1, "text": "第一条 甲。"}]
     assert note["response"] == "utter_legal_note"
-    assert events == [{"event": "slot", "timestamp": None, "name": "legal_note_shown", "value": True}]
+    assert events == [{"event": "slot", "timestamp": None, "name": "legal_note_shown", "value": True}, LISTEN]
 
 
 async def test_legal_note_is_not_repeated(dispatcher, domain):
@@ -56,7 +59,7 @@ async def test_policy_answer_carries_policy_payload_and_no_citation(dispatcher, 
 async def test_nothing_suitable_says_so_and_offers_a_human(dispatcher, domain):
     events = await run(dispatcher, domain, tracker("离婚的时候房子怎么分"))
     assert [m["response"] for m in dispatcher.messages] == ["utter_kb_no_answer"]
-    assert events == []
+    assert events == [LISTEN]
 
 
 async def test_answer_first_with_the_runner_up_under_you_might_also_ask(dispatcher, domain):

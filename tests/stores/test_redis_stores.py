@@ -12,7 +12,8 @@ import uuid
 import pytest
 import redis
 from rasa.core.lock_store import LockError
-from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
+from rasa.core.tracker_store import FailSafeTrackerStore, TrackerStore
+from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME, SESSION_START_METADATA_SLOT
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, SessionStarted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
@@ -148,6 +149,21 @@ async def test_the_next_turn_reuses_the_saved_tracker_unless_another_replica_wro
     fresh = await replica_a.retrieve(sender)  # Redis moved on: read again
     assert fresh is not tracker
     assert [e.text for e in fresh.events if isinstance(e, UserUttered)] == ["你好", "第一轮", "另一个副本"]
+
+
+async def test_a_new_conversations_first_turn_is_reused_too(redis_url):
+    # Driven as Rasa's processor drives it: created empty, then the session's metadata, its start
+    # and the turn. The tracker's entry from its creation is gone by then (under load it was, for
+    # every new conversation; here a second store plays the creator), so only the turn's save can
+    # make it reusable.
+    creator, replica = (FailSafeTrackerStore(TrackerStore.create(EndpointConfig(
+        type="bot.stores.redis.RedisEventLogTrackerStore", url=redis_url, key_prefix="t"), DOMAIN)) for _ in "ab")
+    sender = new_sender()
+    tracker = await creator.get_or_create_tracker(sender, append_action_listen=False)
+    for event in [SlotSet(SESSION_START_METADATA_SLOT, {"channel": "rest"})] + session_start() + greeting("第一轮"):
+        tracker.update(event)
+    await replica.save(tracker)
+    assert await replica.retrieve(sender) is tracker  # turn 2 reads nothing back from Redis
 
 
 async def test_a_saved_tracker_is_handed_out_once_and_not_after_a_change(redis_url):
