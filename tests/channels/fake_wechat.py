@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Dict, List
+from typing import Awaitable, Callable, Dict, List, Optional
 
 from aiohttp import web
 
@@ -20,9 +20,16 @@ class FakeWeChat:
         self.typing: List[Dict] = []
         self.scripted_errors: List[int] = []  # errcodes the next send calls answer with
         self.valid_tokens: set = set()
+        self.token_delay_s = 0.0  # a slow token endpoint, so concurrent refreshes would overlap
+        self.before_send: Optional[Callable[[], Awaitable[None]]] = None  # runs as a send call arrives
+        self.typing_refusal: Optional[int] = None  # 45081: every second typing call is refused; 45080: all
+        self.typing_delay_s = 0.0
+        self.typing_calls = 0
+        self.typing_refused: List[Dict] = []
 
     def app(self) -> web.Application:
         async def stable_token(request: web.Request) -> web.Response:
+            await asyncio.sleep(self.token_delay_s)
             self.tokens_issued += 1
             token = f"token-{self.tokens_issued}"
             self.valid_tokens = {token}  # a forced refresh invalidates the old one
@@ -32,6 +39,8 @@ class FakeWeChat:
             return request.query.get("access_token") in self.valid_tokens
 
         async def send(request: web.Request) -> web.Response:
+            if self.before_send is not None:
+                await self.before_send()
             if not token_ok(request):
                 return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
             if self.scripted_errors:
@@ -41,7 +50,15 @@ class FakeWeChat:
             return web.json_response({"errcode": 0, "errmsg": "ok"})
 
         async def typing(request: web.Request) -> web.Response:
-            self.typing.append(await request.json())
+            await asyncio.sleep(self.typing_delay_s)
+            if not token_ok(request):
+                return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
+            self.typing_calls += 1
+            body = await request.json()
+            if self.typing_refusal == 45080 or (self.typing_refusal == 45081 and self.typing_calls % 2 == 0):
+                self.typing_refused.append(body)
+                return web.json_response({"errcode": self.typing_refusal, "errmsg": "refused"})
+            self.typing.append(body)
             return web.json_response({"errcode": 0, "errmsg": "ok"})
 
         async def media(request: web.Request) -> web.Response:

@@ -5,6 +5,7 @@ the message in the background, replying through the customer-service send API. B
 numbered options the shopper may answer with the number; photos are downloaded at once (media
 ids expire); messages WeChat refuses to deliver (window closed, quota used up) are kept and noted
 on the shopper's open ticket for agents.
+The typing indicator goes out in the background and cannot fail or delay the turn.
 """
 
 from __future__ import annotations
@@ -175,7 +176,7 @@ class WeChatInput(InputChannel):
                 return
             if text is None:
                 return
-            await self.api.typing(openid, True)
+            self._in_background(self.api.typing(openid))  # cosmetic: the turn never waits for it
             await handle(UserMessage(text, output, openid, input_channel=self.name(),
                                      metadata={**metadata, "wechat_openid": openid}))
         except WeChatApiError as error:
