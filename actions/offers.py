@@ -38,11 +38,19 @@ class ActionAcceptOffer(Action):
             dispatcher.utter_message(response="utter_anything_else")
             return []
         # Replace the 「好的」 turn with the intent it accepted, as the two-stage fallback does,
-        # so the dialogue continues exactly as if the shopper had asked for it.
+        # so the dialogue continues exactly as if the shopper had asked for it. The replayed turn
+        # keeps the channel, message id and metadata of the one it replaces: WeChat identity,
+        # the signed-in customer and where agent replies go all come from them.
         text = tracker.latest_message.get("text")
         parse_data = {"intent": {"name": intent, "confidence": 1.0}, "entities": [], "text": text}
-        return [
-            UserUtteranceReverted(),
-            ActionExecuted("action_listen"),
-            UserUttered(text, parse_data=parse_data, timestamp=time.time()),
-        ]
+        return [UserUtteranceReverted(), ActionExecuted("action_listen"), replayed_turn(tracker, text, parse_data)]
+
+
+def replayed_turn(tracker: Tracker, text: Optional[str], parse_data: Dict[str, Any]) -> Dict[str, Any]:
+    """The latest user turn again, with new parse data and everything else it carried."""
+    latest = next((e for e in reversed(tracker.events) if e.get("event") == "user"), {})
+    event = UserUttered(text, parse_data=parse_data, timestamp=time.time(),
+                        input_channel=latest.get("input_channel") or tracker.get_latest_input_channel())
+    event["message_id"] = latest.get("message_id")
+    event["metadata"] = latest.get("metadata") or {}
+    return event

@@ -1,6 +1,8 @@
 """Wraps a channel's message handler so the shopper never meets silence.
 
-A turn that raises (e.g. Redis is down) ends with an apology. So does a turn that produced no
+A turn that raises (e.g. Redis is down) ends with an apology. So does a turn whose conversation
+the tracker store could not read or keep (it says so on the turn's `bot.stores.outcome`, since
+Rasa's FailSafeTrackerStore swallows its exceptions): the shopper is asked to send it again. So does a turn that produced no
 reply at all while the conversation is not paused: that is what Rasa does when the action
 server is unreachable (it logs the error and carries on without the action's messages).
 Text no parser can take is made safe first: no text becomes empty, and lone UTF-16 surrogates
@@ -20,6 +22,7 @@ from sanic import Sanic
 from sanic.exceptions import SanicException
 
 from bot.paths import SYSTEM_MESSAGES
+from bot.stores import outcome
 
 logger = logging.getLogger(__name__)
 
@@ -72,11 +75,16 @@ def polite(on_new_message: MessageHandler) -> MessageHandler:
         counting = CountingOutputChannel(inner) if inner is not None else None
         message.output_channel = counting
         try:
-            result = await on_new_message(message)
+            with outcome.watching(message.sender_id) as turn:
+                result = await on_new_message(message)
         except Exception:
             logger.exception("turn failed for conversation %s", message.sender_id)
             await _apologise(inner, message.sender_id)
             return None
+        if turn.failure is not None:  # the store could not read or keep this turn: ask again
+            logger.error("turn for conversation %s was not stored (%s)", message.sender_id, turn.failure)
+            await _apologise(inner, message.sender_id, "turn_not_saved")
+            return result
         if counting is not None and counting.sent == 0 and not await _paused_or_unknown(message.sender_id):
             logger.error("turn for conversation %s produced no reply (action server down?)", message.sender_id)
             await _apologise(inner, message.sender_id)
@@ -93,6 +101,6 @@ async def _paused_or_unknown(sender_id: Text) -> bool:
         return True
 
 
-async def _apologise(channel: OutputChannel, sender_id: Text) -> None:
+async def _apologise(channel: OutputChannel, sender_id: Text, key: str = "turn_failed") -> None:
     if channel is not None:
-        await channel.send_text_message(sender_id, system_message("turn_failed"))
+        await channel.send_text_message(sender_id, system_message(key))

@@ -17,10 +17,18 @@ got there first (a lock lost to expiry, or a rewritten conversation) the save is
 `TrackerConflict`, nothing is written, and the channel asks the shopper to resend, so events are
 never lost, duplicated or reordered.
 
+History is never replaced implicitly. A tracker that does not extend the stored conversation (for
+instance the brand-new tracker Rasa makes when a read failed) is refused; only
+`PUT /conversations/<id>/tracker/events` replaces a conversation (`outcome.may_replace`). When a
+watched turn (`bot.stores.outcome`) cannot read its conversation, the store hands Rasa a paused
+stand-in, so no policy or action runs on a conversation nobody can see, and never writes it.
+Failures of a watched turn are recorded on its outcome instead of raised, because Rasa's
+`FailSafeTrackerStore` would swallow the exception and save the turn to memory.
+
 Keys (all of a conversation's keys share the `{sender}` hash tag, so they live in one Redis
 Cluster slot): `<prefix>:events:{sender}` (list of JSON events), `<prefix>:meta:{sender}` (hash:
 `session` = index of the latest `action_session_start`, `gen` = rewrite counter),
-`<prefix>:lock:{sender}` (hash: `next`, `serving`) and `<prefix>:lease:{sender}` (sorted set of
+`<prefix>:lock:{sender}` (hash: `next`, `serving`, `tok:<ticket>` = holder token) and `<prefix>:lease:{sender}` (sorted set of
 tickets by lease expiry in ms).
 """
 
@@ -29,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import time
 from collections import OrderedDict
 from contextlib import asynccontextmanager
@@ -49,6 +58,7 @@ from rasa.utils.endpoints import EndpointConfig
 from redis.exceptions import BusyLoadingError
 
 from bot.redis_url import async_redis
+from bot.stores import outcome
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +181,9 @@ return {tonumber(redis.call('HGET', KEYS[2], 'gen') or '0'), redis.call('LLEN', 
 """
 
 
+_STAND_IN = "_xiaobao_stand_in"
+
+
 class _Persisted:
     """What a tracker object was read as: the stored list had `stored` events and generation `gen`,
     and the tracker's first `loaded` events are that list's last `loaded` entries."""
@@ -254,13 +267,30 @@ class RedisEventLogTrackerStore(TrackerStore):
         return _conversation_keys(self.prefix, sender_id)
 
     async def save(self, tracker: DialogueStateTracker) -> None:
+        if getattr(tracker, _STAND_IN, False):
+            return  # it stands for a conversation that could not be read: never written
+        try:
+            await self._save(tracker)
+        except TrackerConflict as error:
+            if not outcome.report(tracker.sender_id, outcome.CONFLICT):
+                raise
+            logger.warning("turn of conversation %s not stored: %s", tracker.sender_id, error)
+        except RETRIED_ERRORS as error:
+            if not outcome.report(tracker.sender_id, outcome.UNAVAILABLE):
+                raise
+            logger.error("turn of conversation %s not stored, Redis unavailable: %s", tracker.sender_id, error)
+
+    async def _save(self, tracker: DialogueStateTracker) -> None:
         keys = self._keys(tracker.sender_id)
         events = list(tracker.events)
         persisted = _Persisted.of(tracker)
         if persisted is None or len(events) < persisted.loaded:
             persisted = await self._match_stored(keys, events)
         new_events = events[persisted.loaded:]
-        if persisted.stored < 0:  # not an extension of what is stored: the caller rewrote history
+        if persisted.stored < 0:  # not an extension of what is stored
+            if not outcome.may_replace(tracker.sender_id):
+                raise TrackerConflict(f"conversation {tracker.sender_id}: the tracker does not extend the stored "
+                                      "conversation; refused (only PUT .../tracker/events replaces one)")
             start = _last_session_start(events)
             gen = await self._redis.eval(_REPLACE, 2, *keys, start, self.record_exp, *map(_dump, events))
             _Persisted(int(gen), len(events), len(events)).mark(tracker)
@@ -286,8 +316,9 @@ class RedisEventLogTrackerStore(TrackerStore):
     async def _match_stored(self, keys: List[str], events: List[Event]) -> _Persisted:
         """For a tracker this store did not hand out: how it relates to what is stored.
 
-        If the stored events are a prefix of the tracker's, the rest is appended; otherwise the
-        tracker replaces the stored conversation (Rasa's `PUT .../tracker/events` does that).
+        If the stored events are a prefix of the tracker's, the rest is appended; otherwise
+        `stored` is -1: the tracker would replace the stored conversation, which `_save` allows
+        only to `PUT .../tracker/events`.
         """
         gen, stored, _offset, raw = await self._read(keys, latest_session_only=False)
         if stored == 0:
@@ -312,10 +343,24 @@ class RedisEventLogTrackerStore(TrackerStore):
 
     async def retrieve(self, sender_id: Text) -> Optional[DialogueStateTracker]:
         """The conversation's latest session (like Rasa's SQL store)."""
-        tracker = await self._take_recent(sender_id)
-        if tracker is None:
-            tracker = await self._retrieve(sender_id, latest_session_only=True)
+        try:
+            tracker = await self._take_recent(sender_id)
+            if tracker is None:
+                tracker = await self._retrieve(sender_id, latest_session_only=True)
+        except RETRIED_ERRORS as error:
+            if not outcome.report(sender_id, outcome.UNAVAILABLE):
+                raise
+            logger.error("conversation %s could not be read, Redis unavailable: %s", sender_id, error)
+            return self._stand_in(sender_id)
         return self._windowed(tracker) if tracker is not None else None
+
+    def _stand_in(self, sender_id: Text) -> DialogueStateTracker:
+        """What a watched turn gets when its conversation cannot be read: a paused tracker, so
+        Rasa predicts and runs nothing, marked so that `save` never writes it."""
+        tracker = self.init_tracker(sender_id)
+        tracker.update(ConversationPaused())
+        setattr(tracker, _STAND_IN, True)
+        return tracker
 
     def _windowed(self, tracker: DialogueStateTracker) -> DialogueStateTracker:
         """`tracker` cut to its latest `window_turns` user turns, after events that restore the
@@ -365,22 +410,31 @@ class RedisEventLogTrackerStore(TrackerStore):
 # Lock store
 # --------------------------------------------------------------------------------------------
 
-# KEYS: lock, lease. ARGV: lease ms. Returns the new ticket.
+# KEYS: lock, lease. ARGV: lease ms, holder token. Returns the new ticket.
+# Ticket numbers are never reused: a queue that starts afresh (its keys expired or were never
+# there) numbers from the server clock in microseconds, above every ticket any earlier queue of
+# this conversation issued. The holder's random token is kept next to its ticket (`tok:<n>`).
 _ISSUE = """
+local function str(n) return string.format('%d', n) end  -- exact: ticket numbers exceed %.14g
 local now = redis.call('TIME')
 local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
-local ticket = redis.call('HINCRBY', KEYS[1], 'next', 1)
+if redis.call('HEXISTS', KEYS[1], 'next') == 0 then
+  redis.call('HSET', KEYS[1], 'next', now[1] .. string.format('%06d', tonumber(now[2])))
+end
+local ticket = str(redis.call('HINCRBY', KEYS[1], 'next', 1))
 redis.call('HSETNX', KEYS[1], 'serving', ticket)
+redis.call('HSET', KEYS[1], 'tok:' .. ticket, ARGV[2])
 redis.call('ZADD', KEYS[2], now_ms + tonumber(ARGV[1]), ticket)
 redis.call('PEXPIRE', KEYS[1], 10 * tonumber(ARGV[1]))
 redis.call('PEXPIRE', KEYS[2], 10 * tonumber(ARGV[1]))
 return ticket
 """
 
-# KEYS: lock, lease. ARGV: ticket, lease ms. Returns 1 (yours, lease renewed), 0 (wait; lease
+# KEYS: lock, lease. ARGV: ticket, lease ms, holder token. Returns 1 (yours, lease renewed), 0 (wait; lease
 # renewed) or -1 (the ticket expired and was skipped: take a new one). Tickets ahead of ours
 # whose lease expired (a crashed replica) are skipped.
 _ACQUIRE = """
+local function str(n) return string.format('%d', n) end
 local now = redis.call('TIME')
 local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
 local ticket = tonumber(ARGV[1])
@@ -388,41 +442,46 @@ local serving = tonumber(redis.call('HGET', KEYS[1], 'serving') or '0')
 if serving == 0 then
   -- the lock vanished (expired, or Redis lost its data): restart the queue from this ticket
   serving = ticket
-  if tonumber(redis.call('HGET', KEYS[1], 'next') or '0') < ticket then redis.call('HSET', KEYS[1], 'next', ticket) end
+  if tonumber(redis.call('HGET', KEYS[1], 'next') or '0') < ticket then redis.call('HSET', KEYS[1], 'next', ARGV[1]) end
 end
 while serving < ticket do
-  local lease = tonumber(redis.call('ZSCORE', KEYS[2], serving) or '0')
+  local lease = tonumber(redis.call('ZSCORE', KEYS[2], str(serving)) or '0')
   if lease > now_ms then break end
-  redis.call('ZREM', KEYS[2], serving)
+  redis.call('ZREM', KEYS[2], str(serving))
+  redis.call('HDEL', KEYS[1], 'tok:' .. str(serving))
   serving = serving + 1
 end
-redis.call('HSET', KEYS[1], 'serving', serving)
+redis.call('HSET', KEYS[1], 'serving', str(serving))
 redis.call('PEXPIRE', KEYS[1], 10 * tonumber(ARGV[2]))
 redis.call('PEXPIRE', KEYS[2], 10 * tonumber(ARGV[2]))
 if serving > ticket then return -1 end
-redis.call('ZADD', KEYS[2], now_ms + tonumber(ARGV[2]), ticket)
+redis.call('ZADD', KEYS[2], now_ms + tonumber(ARGV[2]), ARGV[1])
+redis.call('HSETNX', KEYS[1], 'tok:' .. ARGV[1], ARGV[3])  -- the hash may have vanished meanwhile
 if serving == ticket then return 1 end
 return 0
 """
 
-# KEYS: lock, lease. ARGV: ticket. Frees the lock (or withdraws a waiting ticket).
+# KEYS: lock, lease. ARGV: ticket, holder token. Frees the lock (or withdraws a waiting ticket),
+# only for the holder that owns the ticket: a stale holder whose ticket was skipped can release
+# nobody else's. The counter is never deleted (see _ISSUE); idle keys expire.
 _RELEASE = """
 local ticket = tonumber(ARGV[1])
-redis.call('ZREM', KEYS[2], ticket)
+if redis.call('HGET', KEYS[1], 'tok:' .. ARGV[1]) ~= ARGV[2] then return -1 end
+redis.call('HDEL', KEYS[1], 'tok:' .. ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
 local serving = tonumber(redis.call('HGET', KEYS[1], 'serving') or '0')
 if serving == ticket then
   serving = ticket + 1
-  redis.call('HSET', KEYS[1], 'serving', serving)
-end
-if tonumber(redis.call('HGET', KEYS[1], 'next') or '0') < serving then
-  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('HSET', KEYS[1], 'serving', string.format('%d', serving))
 end
 return serving
 """
 
-# KEYS: lock, lease. ARGV: ticket, lease ms. 1 if the ticket still holds the lock (lease renewed).
+# KEYS: lock, lease. ARGV: ticket, lease ms, holder token. 1 if the ticket still holds the lock
+# (lease renewed).
 _RENEW = """
 if tonumber(redis.call('HGET', KEYS[1], 'serving') or '0') ~= tonumber(ARGV[1]) then return 0 end
+if redis.call('HGET', KEYS[1], 'tok:' .. ARGV[1]) ~= ARGV[3] then return 0 end
 local now = redis.call('TIME')
 redis.call('ZADD', KEYS[2], now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], 10 * tonumber(ARGV[2]))
@@ -462,42 +521,45 @@ class RedisTicketLockStore(LockStore):
         """
         client = self._redis
         keys = self._keys(conversation_id)
-        ticket = await self._acquire(client, keys, conversation_id)
-        heartbeat = asyncio.create_task(self._heartbeat(client, keys, ticket, conversation_id))
+        token = secrets.token_hex(16)  # who holds the ticket: checked on every release and renewal
+        ticket = await self._acquire(client, keys, conversation_id, token)
+        heartbeat = asyncio.create_task(self._heartbeat(client, keys, ticket, conversation_id, token))
         try:
             yield TicketLock(conversation_id)  # Rasa ignores it; the ticket lives in Redis
         finally:
             heartbeat.cancel()
             try:
-                await client.eval(_RELEASE, 2, *keys, ticket)
+                if int(await client.eval(_RELEASE, 2, *keys, ticket, token)) < 0:
+                    logger.warning("conversation %s: lock ticket %s had already been skipped", conversation_id, ticket)
             except Exception:  # the lease expires on its own; waiters then skip the ticket
                 logger.exception("could not release the lock of conversation %s", conversation_id)
 
-    async def _acquire(self, client: ResilientRedis, keys: List[str], conversation_id: Text) -> int:
+    async def _acquire(self, client: ResilientRedis, keys: List[str], conversation_id: Text, token: str) -> int:
         deadline = time.monotonic() + self.max_queue_s
         try:
-            ticket = int(await client.eval(_ISSUE, 2, *keys, self.lease_ms))
+            ticket = int(await client.eval(_ISSUE, 2, *keys, self.lease_ms, token))
             wait = self.min_wait_s
             while True:
-                state = int(await client.eval(_ACQUIRE, 2, *keys, ticket, self.lease_ms))
+                state = int(await client.eval(_ACQUIRE, 2, *keys, ticket, self.lease_ms, token))
                 if state == 1:
                     return ticket
                 if state == -1:
                     logger.warning("lock ticket %s of conversation %s expired; queueing again", ticket, conversation_id)
-                    ticket = int(await client.eval(_ISSUE, 2, *keys, self.lease_ms))
+                    ticket = int(await client.eval(_ISSUE, 2, *keys, self.lease_ms, token))
                 if time.monotonic() > deadline:
-                    await client.eval(_RELEASE, 2, *keys, ticket)
+                    await client.eval(_RELEASE, 2, *keys, ticket, token)
                     raise LockError(f"Could not acquire lock for conversation_id '{conversation_id}'.")
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, self.max_wait_s)
         except redis.RedisError as error:
             raise LockError(f"Lock store unavailable for conversation_id '{conversation_id}': {error}") from error
 
-    async def _heartbeat(self, client: ResilientRedis, keys: List[str], ticket: int, conversation_id: Text) -> None:
+    async def _heartbeat(self, client: ResilientRedis, keys: List[str], ticket: int, conversation_id: Text,
+                         token: str) -> None:
         while True:
             await asyncio.sleep(self.lease_ms / 3000)
             try:
-                if not await client.eval(_RENEW, 2, *keys, ticket, self.lease_ms):
+                if not await client.eval(_RENEW, 2, *keys, ticket, self.lease_ms, token):
                     logger.error("conversation %s: lock ticket %s was lost; the tracker store's fencing "
                                  "will refuse a conflicting save", conversation_id, ticket)
                     return

@@ -40,3 +40,18 @@ async def test_affirm_without_an_offer_moves_on(dispatcher, domain):
     result = await ActionAcceptOffer().run(dispatcher, tracker([user("好的", "affirm")]), domain)
     assert result == []
     assert dispatcher.messages[0]["response"] == "utter_anything_else"
+
+
+async def test_accepting_keeps_the_channel_message_id_and_metadata(dispatcher, domain):
+    from rasa.shared.core.events import Event
+
+    accepted = user("好的", "affirm") | {"input_channel": "wechat", "message_id": "wx-msg-1",
+                                          "metadata": {"wechat_openid": "o-shopper", "customer_token": "t"}}
+    events = [{"event": "user", "text": "能退吗", "input_channel": "wechat", "parse_data": {"intent": {"name": "ask_rights"}}},
+              bot("utter_offer_request_return"), accepted]
+    result = await ActionAcceptOffer().run(dispatcher, tracker(events), domain)
+    replay = Event.from_parameters(result[2])  # as Rasa reads the action's events
+    assert replay.input_channel == "wechat"
+    assert replay.message_id == "wx-msg-1"
+    assert replay.metadata == {"wechat_openid": "o-shopper", "customer_token": "t"}
+    assert replay.intent_name == "request_return"

@@ -19,6 +19,7 @@ from rasa.shared.core.events import ActionExecuted, SessionStarted, SlotSet, Use
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
+from bot.stores import outcome
 from bot.stores.redis import RedisEventLogTrackerStore, RedisTicketLockStore, TrackerConflict
 
 DOMAIN = Domain.from_yaml(
@@ -121,11 +122,26 @@ async def test_a_foreign_tracker_extending_the_stored_one_is_appended(redis_url)
     assert [e.text for e in full.events if isinstance(e, UserUttered)] == ["你好", "追加"]
 
 
+async def test_a_tracker_that_does_not_extend_the_stored_one_is_refused(redis_url):
+    # What Rasa does when a read failed: a brand-new tracker, saved once Redis is back.
+    sender = await new_conversation(redis_url, *greeting("第一轮"), SlotSet("order_id", "A1"))
+    brand_new = DialogueStateTracker.from_events(sender, session_start() + greeting("新一轮"), DOMAIN.slots)
+    with pytest.raises(TrackerConflict):
+        await store(redis_url).save(brand_new)
+    with outcome.watching(sender) as turn:  # a watched turn is told, not raised at
+        await store(redis_url).save(brand_new)
+    assert turn.failure == outcome.CONFLICT
+    full = await store(redis_url).retrieve_full_tracker(sender)
+    assert [e.text for e in full.events if isinstance(e, UserUttered)] == ["第一轮"]
+    assert full.get_slot("order_id") == "A1"
+
+
 async def test_a_rewritten_conversation_replaces_the_stored_one_and_fences_old_readers(redis_url):
     sender = await new_conversation(redis_url)
     reader = await store(redis_url).retrieve(sender)
     rewritten = DialogueStateTracker.from_events(sender, greeting("重写"), DOMAIN.slots)
-    await store(redis_url).save(rewritten)  # what Rasa's PUT /conversations/<id>/tracker/events does
+    with outcome.watching(sender, may_replace=True):  # PUT /conversations/<id>/tracker/events
+        await store(redis_url).save(rewritten)
     full = await store(redis_url).retrieve_full_tracker(sender)
     assert [e.text for e in full.events if isinstance(e, UserUttered)] == ["重写"]
     reader.update(UserUttered("过时"))
@@ -303,7 +319,35 @@ async def test_lock_serialises_one_conversation_first_come_first_served(redis_ur
 
     await asyncio.gather(turn("c", 0.02), turn("a", 0.0), turn("b", 0.01))
     assert order == ["a-in", "a-out", "b-in", "b-out", "c-in", "c-out"]
-    assert not redis_client.exists(f"locktest:lock:{{{sender}}}")  # nothing left behind
+    lock_key = f"locktest:lock:{{{sender}}}"
+    assert not redis_client.exists(f"locktest:lease:{{{sender}}}")  # no ticket left behind
+    assert sorted(redis_client.hkeys(lock_key)) == [b"next", b"serving"]  # the counter stays ...
+    assert 0 < redis_client.pttl(lock_key) <= 100_000  # ... until the idle lock expires
+
+
+async def test_a_stale_holder_cannot_release_the_lock_of_the_next_queue(redis_url):
+    sender = new_sender()
+    stale = lock_store(redis_url, lease_s=0.3)
+
+    async def no_heartbeat(*args):  # a holder that stalls (GC pause, blocked loop) and loses its lease
+        return None
+
+    stale._heartbeat = no_heartbeat
+    fresh = lock_store(redis_url)
+    probe = lock_store(redis_url, max_queue_s=0.5)
+    async with stale.lock(sender):
+        await asyncio.sleep(0.5)  # the lease lapses
+        async with fresh.lock(sender):  # the queue skips the stale ticket ...
+            pass  # ... and empties: before issue 12 its counter was deleted and numbering restarted
+        current = fresh.lock(sender)
+        await current.__aenter__()  # the current holder
+    # The stale holder has just released (leaving its block). The current holder keeps the lock:
+    with pytest.raises(LockError):
+        async with probe.lock(sender):
+            pass
+    await current.__aexit__(None, None, None)
+    async with probe.lock(sender):  # and once it releases, the next one gets it
+        pass
 
 
 async def test_a_waiter_gets_the_lock_within_milliseconds_of_its_release(redis_url):
@@ -331,7 +375,7 @@ async def test_the_ticket_of_a_crashed_holder_expires(redis_url):
     sender = new_sender()
     client = crashed._redis
     keys = crashed._keys(sender)
-    ticket = await crashed._acquire(client, keys, sender)  # taken, then the process "dies"
+    ticket = await crashed._acquire(client, keys, sender, "crashed-holder")  # taken, then the process "dies"
     assert ticket >= 1
     started = time.monotonic()
     async with lock_store(redis_url, lease_s=0.3).lock(sender):
