@@ -25,9 +25,10 @@ from aiohttp import WSMsgType, web
 from aiohttp_session import get_session, new_session, setup as setup_session
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography.fernet import Fernet
+from redis.exceptions import RedisError
 
 from bot.console.agents import AgentStore
-from bot.handoff.tickets import Ticket, TicketError, TicketStore, now
+from bot.handoff.tickets import CLAIMED, Ticket, TicketError, TicketStore, now
 from bot.handoff.triggers import handoff_texts
 from bot.orders.client import OrderSystem, OrderSystemError
 from bot.orders.factory import order_system_for
@@ -40,7 +41,10 @@ from bot.webchat.routes import PUBLIC_PREFIXES, setup_webchat
 
 logger = logging.getLogger(__name__)
 HERE = Path(__file__).parent
-TRACKER_KEY_PATTERN = "xiaobao:tracker:*"
+# The conversations RedisEventLogTrackerStore keeps (bot/stores/redis.py `_conversation_keys`, with
+# endpoints.yml's key_prefix): one event list per conversation. Not imported: the console runs without Rasa.
+CONVERSATION_KEY_PATTERN = "xiaobao:events:{*}"
+COALESCE_S = 0.05  # a WebSocket sends one queue snapshot for changes this close together
 
 
 @dataclass(frozen=True)
@@ -50,10 +54,87 @@ class ConsoleConfig:
     rasa_token: str
     session_key: bytes  # 32 url-safe base64 bytes (a Fernet key)
     secure_cookie: bool = False
-    poll_interval_s: float = 1.0
+    poll_interval_s: float = 1.0  # how often a watched conversation's transcript is re-read
+    refresh_interval_s: float = 30.0  # a full queue refresh, in case a pushed change was missed
     sla_interval_s: float = 5.0
     settings: Settings = Settings.from_env({})
     rasa_public_url: str = "http://127.0.0.1:5005"  # where shoppers' browsers reach socket.io
+
+
+class Listener:
+    """What one WebSocket has not yet seen: the ids of changed tickets, and a wake-up."""
+
+    def __init__(self) -> None:
+        self.changed: set = set()
+        self.everything = False  # the feed reconnected: events may have been missed
+        self.wake = asyncio.Event()
+
+    def notify(self, ticket_id: Optional[str]) -> None:
+        if ticket_id is None:
+            self.everything = True
+        else:
+            self.changed.add(ticket_id)
+        self.wake.set()
+
+    def take(self) -> tuple:
+        changed, everything = self.changed, self.everything
+        self.changed, self.everything = set(), False
+        self.wake.clear()
+        return changed, everything
+
+
+class TicketFeed:
+    """One subscription per web-app process to the tickets' change events (published by every
+    ticket transition's script), fanned out to this process's console WebSockets."""
+
+    PING_S = 30.0  # an idle subscription is checked this often (a dead one is resubscribed)
+
+    def __init__(self, redis: aioredis.Redis, channel: str) -> None:
+        self.redis, self.channel = redis, channel
+        self.listeners: set = set()
+
+    def listen(self) -> Listener:
+        listener = Listener()
+        self.listeners.add(listener)
+        return listener
+
+    def forget(self, listener: Listener) -> None:
+        self.listeners.discard(listener)
+
+    def _publish(self, ticket_id: Optional[str]) -> None:
+        for listener in list(self.listeners):
+            listener.notify(ticket_id)
+
+    async def run(self) -> None:
+        while True:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                self._publish(None)  # anything published while not subscribed was missed
+                loop = asyncio.get_running_loop()
+                ping_at = loop.time() + self.PING_S
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if loop.time() >= ping_at:
+                        await pubsub.ping()
+                        ping_at = loop.time() + self.PING_S
+                    if message is None or message.get("type") != "message":
+                        continue
+                    try:
+                        ticket_id = json.loads(message["data"])["id"]
+                    except (ValueError, KeyError, TypeError):
+                        ticket_id = None
+                    self._publish(ticket_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("ticket change feed lost; resubscribing", exc_info=True)
+                await asyncio.sleep(1.0)
+            finally:
+                try:
+                    await pubsub.reset()
+                except Exception:
+                    pass
 
 
 @dataclass
@@ -63,6 +144,7 @@ class Services:
     agents: AgentStore
     rasa: RasaApi
     orders: OrderSystem
+    feed: TicketFeed
 
 
 CONFIG = web.AppKey("config", ConsoleConfig)
@@ -200,7 +282,7 @@ async def ticket_page(request: web.Request) -> web.Response:
 async def queue_snapshot(services: Services, agent: str) -> Dict[str, Any]:
     at = now()
     waiting = [ticket_view(t, at) for t in await services.tickets.queue()]
-    mine = [ticket_view(t, at) for t in await services.tickets.all_tickets() if t.status == "claimed" and t.assignee == agent]
+    mine = [ticket_view(t, at) for t in await services.tickets.assigned_to(agent)]
     return {"type": "queue", "waiting": waiting, "mine": mine}
 
 
@@ -294,7 +376,7 @@ async def api_resolve(request: web.Request) -> web.Response:
 
 
 async def count_conversations(redis: aioredis.Redis) -> int:
-    return sum([1 async for _ in redis.scan_iter(match=TRACKER_KEY_PATTERN, count=500)])
+    return sum([1 async for _ in redis.scan_iter(match=CONVERSATION_KEY_PATTERN, count=500)])
 
 
 async def api_dashboard(request: web.Request) -> web.Response:
@@ -307,11 +389,14 @@ async def api_canned(request: web.Request) -> web.Response:
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
-    """Pushes the queue every poll interval, and the watched conversation when it changes."""
+    """Pushes the queue when a ticket changes (the feed), and the watched conversation: at once
+    when its ticket changes, and when its transcript changes (re-read every poll interval). The
+    whole queue is also re-sent every refresh interval, in case a change was missed."""
     agent = await current_agent(request)
     services, config = request.app[SERVICES], request.app[CONFIG]
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
+    listener = services.feed.listen()
     watched: Dict[str, Any] = {"id": None, "seen": None}
 
     async def reader() -> None:
@@ -319,42 +404,80 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             if message.type == WSMsgType.TEXT:
                 try:
                     watched["id"] = json.loads(message.data).get("watch")
-                    watched["seen"] = None
                 except (ValueError, AttributeError):
                     continue
+                watched["seen"] = None
+                listener.notify(watched["id"])
 
+    async def send_conversation() -> None:
+        ticket = await services.tickets.get(watched["id"])
+        if ticket is None:
+            return
+        view = await conversation(services, ticket)
+        digest = json.dumps([view["transcript"], view["ticket"]["status"], view["ticket"]["assignee"],
+                             view["ticket"]["notes"]], ensure_ascii=False)
+        if digest != watched["seen"]:
+            watched["seen"] = digest
+            await ws.send_json(view)
+
+    loop = asyncio.get_running_loop()
     reading = asyncio.create_task(reader())
+    next_refresh = next_poll = loop.time()
     try:
         while not ws.closed and not reading.done():
-            await ws.send_json(await queue_snapshot(services, agent))
-            if watched["id"]:
-                ticket = await services.tickets.get(watched["id"])
-                if ticket is not None:
-                    view = await conversation(services, ticket)
-                    digest = json.dumps([view["transcript"], view["ticket"]["status"], view["ticket"]["assignee"],
-                                         view["ticket"]["notes"]], ensure_ascii=False)
-                    if digest != watched["seen"]:
-                        watched["seen"] = digest
-                        await ws.send_json(view)
-            await asyncio.sleep(config.poll_interval_s)
+            changed, everything = listener.take()
+            at = loop.time()
+            if changed or everything or at >= next_refresh:
+                await ws.send_json(await queue_snapshot(services, agent))
+                next_refresh = at + config.refresh_interval_s
+            if watched["id"] and (everything or watched["id"] in changed or at >= next_poll):
+                await send_conversation()
+            if at >= next_poll:
+                next_poll = at + config.poll_interval_s
+            wake_at = min(next_refresh, next_poll) if watched["id"] else next_refresh
+            woken = asyncio.create_task(listener.wake.wait())
+            try:
+                await asyncio.wait({woken, reading}, timeout=max(wake_at - loop.time(), 0),
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                woken.cancel()
+            await asyncio.sleep(COALESCE_S)  # one snapshot for a burst of changes
     except (ConnectionResetError, RasaApiError):
         pass
     finally:
         reading.cancel()
+        services.feed.forget(listener)
     return ws
 
 
 # -- background: SLA --------------------------------------------------------------------------
+async def notify_overdue(services: Services) -> int:
+    """One SLA pass: tells the shoppers nobody claimed in time, gives them the ticket number, and
+    lets the bot help. Every web-app replica runs it; the ticket's compare-and-set decides which
+    replica tells the shopper, so they are told once. Returns how many were told here."""
+    told = 0
+    for ticket in await services.tickets.overdue():
+        if await services.tickets.mark_sla_notified(ticket.id) is None:
+            continue  # another replica told them, or an agent claimed the ticket meanwhile
+        text = console_texts()["sla_missed"].format(ticket_id=ticket.id)
+        try:
+            await services.rasa.resume(ticket.sender_id)
+            await services.rasa.send_bot_message(ticket.sender_id, text, metadata={"sent_by": "system"})
+        except Exception:
+            await services.tickets.unmark_sla_notified(ticket.id)  # not told: a replica tries again
+            raise
+        told += 1
+        current = await services.tickets.get(ticket.id)
+        if current is not None and current.status == CLAIMED:
+            await services.rasa.pause(ticket.sender_id)  # claimed while we resumed the bot
+    return told
+
+
 async def watch_sla(app: web.Application) -> None:
-    """Tells shoppers nobody claimed in time, gives them the ticket number, and lets the bot help."""
     services, config = app[SERVICES], app[CONFIG]
     while True:
         try:
-            for ticket in await services.tickets.overdue():
-                text = console_texts()["sla_missed"].format(ticket_id=ticket.id)
-                await services.rasa.resume(ticket.sender_id)
-                await services.rasa.send_bot_message(ticket.sender_id, text, metadata={"sent_by": "system"})
-                await services.tickets.mark_sla_notified(ticket.id)
+            await notify_overdue(services)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -366,11 +489,19 @@ async def watch_sla(app: web.Application) -> None:
 async def resources(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     redis = async_redis(config.redis_url, socket_timeout=5, socket_connect_timeout=5)
-    app[SERVICES] = Services(redis, TicketStore(redis), AgentStore(redis),
-                             RasaApi(config.rasa_url, config.rasa_token), order_system_for(config.settings, redis))
-    sla = asyncio.create_task(watch_sla(app))
+    tickets = TicketStore(redis)
+    feed = TicketFeed(redis, tickets.events_channel)
+    app[SERVICES] = Services(redis, tickets, AgentStore(redis), RasaApi(config.rasa_url, config.rasa_token),
+                             order_system_for(config.settings, redis), feed)
+    try:
+        await tickets.upgrade()  # tickets of the earlier layout: converted once, here
+    except (RedisError, OSError):
+        logger.warning("could not check the tickets' layout at start; they are converted when read")
+    tasks = [asyncio.create_task(feed.run()), asyncio.create_task(watch_sla(app))]
     yield
-    sla.cancel()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
     await app[SERVICES].rasa.close()
     await redis.aclose() if hasattr(redis, "aclose") else await redis.close()
 

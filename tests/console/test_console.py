@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
+import json
 import re
 import uuid
 
@@ -11,7 +13,7 @@ import pytest
 from aiohttp import web
 from cryptography.fernet import Fernet
 
-from bot.console.app import SERVICES, ConsoleConfig, create_app, watch_sla
+from bot.console.app import CONFIG, SERVICES, ConsoleConfig, create_app, watch_sla
 from bot.console.agents import AgentStore
 from bot.handoff.tickets import TicketStore
 
@@ -24,6 +26,7 @@ class FakeRasa:
     def __init__(self):
         self.events = {}
         self.triggered = []
+        self.delay_s = 0.0  # how long appending events takes
 
     def app(self) -> web.Application:
         async def check(request):
@@ -37,6 +40,7 @@ class FakeRasa:
 
         async def append(request):
             await check(request)
+            await asyncio.sleep(self.delay_s)
             self.events.setdefault(request.match_info["sender"], []).extend(await request.json())
             return web.json_response({})
 
@@ -173,12 +177,21 @@ async def test_websocket_pushes_the_queue_and_the_watched_conversation(env):
     await ws.close()
 
 
+async def make_overdue(store: TicketStore, ticket) -> None:
+    """Moves the ticket's SLA due time into the past, in Redis (either ticket layout)."""
+    key, redis = store._key("ticket", ticket.id), store._redis
+    past = (dt.datetime.fromisoformat(ticket.created_at) - dt.timedelta(minutes=1)).isoformat()
+    if (await redis.type(key)) == b"hash":
+        doc = json.loads(await redis.hget(key, "doc"))
+        await redis.hset(key, "doc", json.dumps({**doc, "sla_due": past}, ensure_ascii=False))
+    else:
+        await redis.set(key, (await redis.get(key)).decode().replace(ticket.sla_due, past))
+
+
 async def test_unclaimed_ticket_past_its_sla_tells_the_shopper(env):
     tickets, rasa, app = env["tickets"], env["rasa"], env["app"]
     ticket = await new_ticket(tickets)
-    store: TicketStore = tickets
-    await store._redis.set(store._key("ticket", ticket.id), (await store._redis.get(store._key("ticket", ticket.id)))
-                           .decode().replace(ticket.sla_due, (dt.datetime.fromisoformat(ticket.created_at) - dt.timedelta(minutes=1)).isoformat()))
+    await make_overdue(tickets, ticket)
     task = asyncio.create_task(watch_sla(app))
     for _ in range(50):
         await asyncio.sleep(0.05)
@@ -187,6 +200,95 @@ async def test_unclaimed_ticket_past_its_sla_tells_the_shopper(env):
     task.cancel()
     events = rasa.events[ticket.sender_id]
     assert [e["event"] for e in events] == ["resume", "action", "bot"] and ticket.id in events[2]["text"]
+
+
+async def test_two_sla_workers_tell_the_shopper_once(env, aiohttp_client):
+    """watch_sla runs in every web-app replica: two replicas, each with its own Redis client and
+    its own SLA worker, on the same overdue tickets. Each shopper gets one notice."""
+    tickets, rasa = env["tickets"], env["rasa"]
+    rasa.delay_s = 0.1  # the notice takes a moment to send: both replicas are at work together
+    fast = dataclasses.replace(env["app"][CONFIG], sla_interval_s=0.05)
+    replicas = [(await aiohttp_client(create_app(fast))).app for _ in range(2)]
+    assert replicas[0][SERVICES].redis is not replicas[1][SERVICES].redis
+    overdue = [await new_ticket(tickets) for _ in range(3)]
+    for ticket in overdue:
+        await make_overdue(tickets, ticket)
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if all(t.sla_notified for t in await asyncio.gather(*(tickets.get(t.id) for t in overdue))):
+            break
+    await asyncio.sleep(0.5)  # both workers have made further passes
+    for ticket in overdue:
+        notices = [e for e in rasa.events.get(ticket.sender_id, []) if e["event"] == "bot"]
+        assert len(notices) == 1, f"{ticket.id}: {len(notices)} notices"
+        assert (await tickets.get(ticket.id)).sla_notified
+
+
+async def test_the_queue_and_the_watched_ticket_are_pushed(env, aiohttp_client, monkeypatch):
+    """Without any polling (the poll interval is an hour), a change made elsewhere (another
+    replica's store) reaches an open console WebSocket; and the queue is built without reading
+    every ticket ever created."""
+    config = dataclasses.replace(env["app"][CONFIG], poll_interval_s=3600)
+    client = await aiohttp_client(create_app(config))
+    name = env["agents"][0]
+    await login(client, name)
+    elsewhere = TicketStore.from_url(config.redis_url)  # another replica, its own connection
+    watched = await new_ticket(elsewhere)
+
+    async def every_ticket(self):
+        raise AssertionError("the queue read every ticket ever created")
+
+    monkeypatch.setattr(TicketStore, "all_tickets", every_ticket)
+    ws = await client.ws_connect("/ws")
+    await ws.send_json({"watch": watched.id})
+
+    async def until(check, what):
+        deadline = asyncio.get_running_loop().time() + 5
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            assert left > 0, f"not pushed: {what}"
+            try:
+                message = await asyncio.wait_for(ws.receive_json(), timeout=left)
+            except asyncio.TimeoutError:
+                raise AssertionError(f"not pushed: {what}")
+            if check(message):
+                return message
+
+    def queue_has(ticket_id, box):
+        return lambda m: m["type"] == "queue" and ticket_id in [t["id"] for t in m[box]]
+
+    await until(lambda m: m["type"] == "conversation" and m["ticket"]["id"] == watched.id, "the watched ticket")
+    await asyncio.sleep(0.3)  # the first snapshots are out; what follows is pushed
+    fresh = await new_ticket(elsewhere)
+    await until(queue_has(fresh.id, "waiting"), "a new ticket")
+    assert await elsewhere.claim(fresh.id, name)
+    await until(queue_has(fresh.id, "mine"), "a claim by this agent")
+    await elsewhere.add_note(watched.id, "bob", "顾客来电催促")
+    noted = await until(lambda m: m["type"] == "conversation" and m["ticket"]["notes"], "a note on the watched ticket")
+    assert noted["ticket"]["notes"][-1]["text"] == "顾客来电催促"
+    await ws.close()
+    await elsewhere.close()
+
+
+async def test_dashboard_counts_real_conversations(env, redis_url):
+    """A conversation stored by the tracker store Rasa is configured with is counted."""
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActionExecuted, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from bot.stores.redis import RedisEventLogTrackerStore
+
+    client = env["client"]
+    await login(client, env["agents"][0])
+    before = (await (await client.get("/api/dashboard")).json())["conversations"]
+    store = RedisEventLogTrackerStore(Domain.from_yaml("intents: [greet]"), host=redis_url, key_prefix="xiaobao")
+    for _ in range(2):
+        tracker = DialogueStateTracker(f"dash-{uuid.uuid4().hex}", [])
+        tracker.update(UserUttered("你好"))
+        tracker.update(ActionExecuted("action_listen"))
+        await store.save(tracker)
+    after = (await (await client.get("/api/dashboard")).json())["conversations"]
+    assert after == before + 2
 
 
 async def test_dashboard(env):

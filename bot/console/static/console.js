@@ -24,23 +24,31 @@
 
   function minutes(seconds) { return Math.floor(Math.abs(seconds) / 60) + "分" + (Math.abs(seconds) % 60) + "秒"; }
 
-  function ticketCard(t) {
+  function ticketCard(t, elapsed) {
     const card = el("div", null, "card " + t.priority);
     card.dataset.ticketId = t.id;
     const link = el("a", t.id + " · " + t.category_label + " · " + t.priority);
     link.href = "/tickets/" + encodeURIComponent(t.id);
     card.append(link, el("div", t.summary));
-    const sla = el("div", t.sla_remaining_s >= 0 ? "SLA 剩余 " + minutes(t.sla_remaining_s) : "已超时 " + minutes(t.sla_remaining_s));
-    if (t.sla_remaining_s < 0) sla.className = "overdue";
-    card.append(el("div", "已等待 " + minutes(t.waiting_s)), sla);
+    const remaining = t.sla_remaining_s - elapsed;
+    const sla = el("div", remaining >= 0 ? "SLA 剩余 " + minutes(remaining) : "已超时 " + minutes(remaining));
+    if (remaining < 0) sla.className = "overdue";
+    card.append(el("div", "已等待 " + minutes(t.waiting_s + elapsed)), sla);
     return card;
   }
 
+  // The server pushes the queue when a ticket changes; the countdowns tick here in between.
+  let lastQueue = null;
+  let receivedAt = 0;
+
   function renderQueue(snapshot) {
-    for (const [id, list] of [["waiting", snapshot.waiting], ["mine", snapshot.mine]]) {
+    if (snapshot) { lastQueue = snapshot; receivedAt = Date.now(); }
+    if (!lastQueue) return;
+    const elapsed = Math.floor((Date.now() - receivedAt) / 1000);
+    for (const [id, list] of [["waiting", lastQueue.waiting], ["mine", lastQueue.mine]]) {
       const box = document.getElementById(id);
       if (!box) continue;
-      box.replaceChildren(...(list.length ? list.map(ticketCard) : [el("p", "暂无")]));
+      box.replaceChildren(...(list.length ? list.map((t) => ticketCard(t, elapsed)) : [el("p", "暂无")]));
     }
   }
 
@@ -86,6 +94,7 @@
 
   if (page === "queue") {
     connect((message) => { if (message.type === "queue") renderQueue(message); });
+    setInterval(() => renderQueue(null), 1000);
     loadDashboard();
     setInterval(loadDashboard, 10000);
   }
