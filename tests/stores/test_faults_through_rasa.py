@@ -166,3 +166,57 @@ async def test_a_conflict_between_replicas_asks_the_shopper_to_resend_and_loses_
     _, texts = await stored_texts(redis_server.url, sender, replica_a.domain)
     assert texts == ["你好", "另一个副本的消息"]
     assert replica_a.tracker_store._fallback_tracker_store is None
+
+
+async def test_the_http_api_replaces_only_on_put_and_says_503_when_the_store_failed(model, redis_server):
+    """Rasa's own HTTP API, as `rasa run --enable-api` builds it (with bot.rasa_patches installed),
+    served on loopback."""
+    import aiohttp
+    import rasa.server
+
+    import bot.channels  # noqa: F401  (installs the patches, as in the Rasa server)
+
+    agent = await replica(model, redis_server.url)
+    sender = f"api-{uuid.uuid4().hex[:8]}"
+    for text in ("你好", "谢谢"):
+        assert await say(agent, sender, text)
+    app = rasa.server.create_app(agent=agent)
+    port = free_port()
+    server = await app.create_server(host="127.0.0.1", port=port, return_asyncio_server=True)
+    await server.startup()
+    base = f"http://127.0.0.1:{port}/conversations/{sender}/tracker/events"
+
+    def user(text: str) -> dict:
+        return {"event": "user", "text": text, "parse_data": {"intent": {"name": "greet", "confidence": 1.0}, "entities": []}}
+
+    try:
+        async with aiohttp.ClientSession() as http:
+            # Appending works as before.
+            async with http.post(base, json=[user("接着问")]) as response:
+                assert response.status == 200
+            # PUT is the one explicit way to replace a conversation.
+            async with http.put(base, json=[{"event": "action", "name": "action_listen"},
+                                            user("重来")]) as response:
+                assert response.status == 200
+            _, texts = await stored_texts(redis_server.url, sender, agent.domain)
+            assert texts == ["重来"]
+            # Redis goes down once the request holds the lock: Rasa would answer 200 (a brand-new
+            # tracker, saved to its in-memory store).
+            lock_store, acquire, timers = agent.lock_store, agent.lock_store._acquire, []
+
+            async def acquire_then_fail(*args):
+                ticket = await acquire(*args)
+                lock_store._acquire = acquire
+                timers.append(outage(redis_server))
+                return ticket
+
+            lock_store._acquire = acquire_then_fail
+            async with http.post(base, json=[user("丢了吗")]) as response:
+                assert response.status == 503
+                assert (await response.json())["reason"] == "ConversationNotStored"
+            timers[0].join()
+            _, texts = await stored_texts(redis_server.url, sender, agent.domain)
+            assert texts == ["重来"]
+    finally:
+        server.close()
+        await server.wait_closed()
