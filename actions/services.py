@@ -2,7 +2,11 @@
 
 Configuration comes from the environment (bot.settings): ORDER_SYSTEM_BASE_URL selects the
 HTTP order-management client; otherwise the embedded Redis store at REDIS_URL is used and
-seeded with demo orders dated relative to today.
+seeded with demo orders dated relative to today (and the demo customers' WeChat bindings).
+WeChat openid bindings come from bot.identity_bindings (IDENTITY_BASE_URL selects the HTTP
+identity service; otherwise Redis), whichever order system is configured.
+
+The action server does not import Rasa (tests/actions/test_no_rasa_import.py): only rasa_sdk.
 """
 
 from __future__ import annotations
@@ -19,14 +23,16 @@ from redis.exceptions import RedisError
 
 from bot.handoff.tickets import TicketStore
 from bot.identity import verify_customer_token
+from bot.identity_bindings import (IdentityBindings, IdentityUnavailable, RedisIdentityBindings,
+                                    identity_bindings_for)
 from bot.orders.client import OrderSystem
 from bot.orders.demo import DEMO_CUSTOMERS, demo_orders
 from bot.orders.factory import order_system_for
 from bot.orders.models import SHANGHAI
-from bot.orders.redis_store import PREFIX, RedisOrderSystem
+from bot.orders.redis_store import RedisOrderSystem
 from bot.redis_url import async_redis
 from bot.settings import Settings
-from bot.stores.redis import session_events
+from bot.stores.eventlog import session_events
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +59,7 @@ def _redis() -> aioredis.Redis:
 async def session_so_far(tracker: Tracker) -> List[Dict[str, Any]]:
     """Every event of the conversation's latest session, this turn's included.
 
-    The tracker an action receives is Rasa's working window (bot.stores.redis.WINDOW_TURNS);
+    The tracker an action receives is Rasa's working window (WINDOW_TURNS in bot.stores.redis);
     evidence for a person (the transcript, every photo) comes from the full event log in Redis,
     plus the events of this turn that are not saved yet. If Redis cannot be read, the window.
     """
@@ -71,6 +77,11 @@ def _order_system() -> OrderSystem:
     return order_system_for(settings(), _redis())
 
 
+@lru_cache(maxsize=1)
+def identity_bindings() -> IdentityBindings:
+    return identity_bindings_for(_redis())
+
+
 async def order_system() -> OrderSystem:
     """The order system; the embedded one is seeded with today's demo orders on first use."""
     global _seed_done
@@ -79,8 +90,9 @@ async def order_system() -> OrderSystem:
         async with _seeded:
             if not _seed_done:
                 await system.replace_demo_orders(DEMO_CUSTOMERS, demo_orders(today()))
-                for customer_id, customer in DEMO_CUSTOMERS.items():
-                    await _redis().set(f"{PREFIX}wechat:{customer['wechat_openid']}", customer_id)
+                if isinstance(identity_bindings(), RedisIdentityBindings):  # never into a real service
+                    for customer_id, customer in DEMO_CUSTOMERS.items():
+                        await identity_bindings().bind_openid(customer["wechat_openid"], customer_id)
                 _seed_done = True
     return system
 
@@ -103,10 +115,14 @@ async def customer_of(tracker: Tracker) -> Optional[str]:
         openid = metadata.get("wechat_openid")
         # Only the WeChat channel, server side, may vouch for an openid.
         if openid and tracker.get_latest_input_channel() == WECHAT_CHANNEL:
-            await order_system()
-            bound = await _redis().get(f"{PREFIX}wechat:{openid}")
+            await order_system()  # the embedded demo binds its demo customers on first use
+            try:
+                bound = await identity_bindings().customer_for_openid(openid)
+            except IdentityUnavailable as error:
+                logger.warning("could not look up a WeChat binding: %s", error)
+                bound = None
             if bound:
-                return bound.decode()
+                return bound
     return None
 
 

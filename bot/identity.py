@@ -4,8 +4,8 @@ Web chat: the store's backend signs a short-lived token for the logged-in custom
 passes it as message metadata `{"customer_token": "..."}`. The token is
 `v1.<customer_id>.<expires unix time>.<hex HMAC-SHA256 of the first three parts>` with the
 secret STORE_SIGNING_SECRET, which only the store's backend and 小保 know.
-WeChat: the channel (server side) supplies the openid; the binding openid -> customer lives in
-the order system's Redis. Anonymous shoppers prove an order is theirs with the last four digits
+WeChat: the channel (server side) supplies the openid; the binding openid -> customer comes from
+bot.identity_bindings (Redis, or the shop's identity service over HTTP). Anonymous shoppers prove an order is theirs with the last four digits
 of the order's phone number.
 """
 

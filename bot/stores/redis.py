@@ -59,11 +59,11 @@ from redis.exceptions import BusyLoadingError
 
 from bot.redis_url import async_redis
 from bot.stores import outcome
+from bot.stores.eventlog import DEFAULT_PREFIX, _READ, _conversation_keys, session_events  # noqa: F401 (re-exported)
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "redis://localhost:6379/0"
-DEFAULT_PREFIX = "xiaobao"
 # A Redis call that fails for want of a connection is retried with growing pauses for up to
 # RETRY_WINDOW_S: enough to ride out a restart, short enough that a shopper is soon told to resend.
 # (redis-py's own Retry nests a connect retry inside a command retry, so its total depends on
@@ -160,21 +160,6 @@ end
 return gen
 """
 
-# KEYS: events, meta. ARGV: 1 = latest session only. Returns {gen, stored length, offset, events...}.
-_READ = """
-local n = redis.call('LLEN', KEYS[1])
-if n == 0 then return {0, 0, 0} end
-local gen = tonumber(redis.call('HGET', KEYS[2], 'gen') or '0')
-local offset = 0
-if ARGV[1] == '1' then offset = tonumber(redis.call('HGET', KEYS[2], 'session') or '0') end
-if offset >= n then offset = 0 end
-local result = {gen, n, offset}
-local events = redis.call('LRANGE', KEYS[1], offset, -1)
-for i = 1, #events do result[#result + 1] = events[i] end
-return result
-"""
-
-
 # KEYS: events, meta. Returns {gen, stored length}.
 _VERSION = """
 return {tonumber(redis.call('HGET', KEYS[2], 'gen') or '0'), redis.call('LLEN', KEYS[1])}
@@ -211,11 +196,6 @@ def _last_session_start(events: Sequence[Event]) -> int:
     return -1
 
 
-def _conversation_keys(prefix: Text, sender_id: Text) -> List[str]:
-    """The event list and meta hash of a conversation (one `{sender}` hash tag: one Cluster slot)."""
-    return [f"{prefix}:events:{{{sender_id}}}", f"{prefix}:meta:{{{sender_id}}}"]
-
-
 def _state_events(tracker: DialogueStateTracker, timestamp: float) -> List[Event]:
     """Events that recreate `tracker`'s state: its set slots, its active form, its pause."""
     events: List[Event] = [SlotSet(slot.name, slot.value, timestamp=timestamp)
@@ -225,13 +205,6 @@ def _state_events(tracker: DialogueStateTracker, timestamp: float) -> List[Event
     if tracker.is_paused():
         events.append(ConversationPaused(timestamp=timestamp))
     return events
-
-
-async def session_events(client: aioredis.Redis, sender_id: Text, prefix: Text = DEFAULT_PREFIX) -> List[Dict[str, Any]]:
-    """The latest session of a conversation as stored, as event dicts: everything up to the last
-    saved turn. (Rasa and the action server work on a window of it; see WINDOW_TURNS.)"""
-    _gen, _stored, _offset, *raw = await client.eval(_READ, 2, *_conversation_keys(prefix, sender_id), "1")
-    return [json.loads(event) for event in raw]
 
 
 def _dump(event: Event) -> str:
