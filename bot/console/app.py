@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import io
 import json
 import logging
+import re
 import secrets
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, AsyncIterator, Dict, List, Optional
+from urllib.parse import quote
 
 import jinja2
 import redis.asyncio as aioredis
@@ -30,6 +33,7 @@ from redis.exceptions import RedisError
 from bot.console.agents import AgentStore
 from bot.handoff.tickets import CLAIMED, Ticket, TicketError, TicketStore, now
 from bot.handoff.triggers import handoff_texts
+from bot.knowledge.kb import load_entries
 from bot.orders.client import OrderSystem, OrderSystemError
 from bot.orders.factory import order_system_for
 from bot.orders.models import to_dict
@@ -45,6 +49,12 @@ HERE = Path(__file__).parent
 # endpoints.yml's key_prefix): one event list per conversation. Not imported: the console runs without Rasa.
 CONVERSATION_KEY_PATTERN = "xiaobao:events:{*}"
 COALESCE_S = 0.05  # a WebSocket sends one queue snapshot for changes this close together
+# A photo in the evidence pack is `photo:<reference>`: a web-chat upload's URL (…/uploads/<name>)
+# or a WeChat photo (wechat-media:<name>). Both are files in <var>/uploads; only the file name is
+# used, so a reference can never name another file, and other references are listed, not fetched.
+PHOTO_FILE = re.compile(r"(?:^wechat-media:|/uploads/)([0-9a-f]{32}\.(jpg|png|webp))$")
+PHOTO_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+THUMBNAIL_PX = 240
 
 
 @dataclass(frozen=True)
@@ -169,6 +179,85 @@ def ticket_view(ticket: Ticket, at: Optional[dt.datetime] = None) -> Dict[str, A
     return view
 
 
+def citation_line(citation: Dict[str, Any]) -> str:
+    return f"《{citation.get('law')}》第{citation.get('article')}条"
+
+
+@lru_cache(maxsize=1)
+def kb_titles() -> Dict[str, str]:
+    """Knowledge-base entry id -> title, for the answers named in evidence packs."""
+    try:
+        return {entry.id: entry.title for entry in load_entries()}
+    except Exception:
+        logger.warning("could not load the knowledge base for entry titles", exc_info=True)
+        return {}
+
+
+def photo_file(settings: Settings, reference: Any) -> Optional[Path]:
+    """The uploaded file an evidence photo reference names, if it is one of ours and exists."""
+    if not isinstance(reference, str):
+        return None
+    found = PHOTO_FILE.search(reference.removeprefix("photo:").split("?", 1)[0])
+    if found is None:
+        return None
+    path = settings.var_dir / "uploads" / found.group(1)
+    return path if path.is_file() else None
+
+
+def order_summary(order: Any) -> Optional[Dict[str, Any]]:
+    """What an agent needs of the order in the evidence pack (as it was at escalation)."""
+    if not isinstance(order, dict) or not order.get("order_id"):
+        return None
+    logistics = [e for e in order.get("logistics") or [] if isinstance(e, dict)]
+    return {
+        "order_id": order.get("order_id"), "status": order.get("status"), "created_at": order.get("created_at"),
+        "signed_at": order.get("signed_at"), "carrier": order.get("carrier"), "tracking_no": order.get("tracking_no"),
+        "freight_insurance": bool(order.get("freight_insurance")),
+        "items": [{"name": i.get("name"), "quantity": i.get("quantity", 1), "price": i.get("price")}
+                  for i in order.get("items") or [] if isinstance(i, dict)],
+        "latest_logistics": logistics[-1].get("description") if logistics else None,
+    }
+
+
+def evidence_view(ticket: Ticket, settings: Settings) -> Dict[str, Any]:
+    """The evidence pack as the console shows it: photo thumbnails (served by the console to
+    logged-in agents only), the order, and the knowledge-base answers given (titles, citations)."""
+    evidence = ticket.evidence if isinstance(ticket.evidence, dict) else {}
+    base = f"/api/tickets/{quote(ticket.id, safe='')}/photos/"
+    photos = []
+    for index, reference in enumerate(evidence.get("photos") or []):
+        available = photo_file(settings, reference) is not None
+        photos.append({"index": index, "available": available,
+                       "url": base + str(index) if available else None,
+                       "thumbnail": f"{base}{index}?thumbnail=1" if available else None})
+    titles = kb_titles()
+    answers = []
+    for answer in evidence.get("kb_answers") or []:
+        if not isinstance(answer, dict):
+            continue
+        entry_id = str(answer.get("entry_id") or "")
+        answers.append({"entry_id": entry_id, "title": titles.get(entry_id, entry_id),
+                        "kind": "policy" if answer.get("type") == "policy_answer" else "rights",
+                        "confidence": answer.get("confidence"),
+                        "citations": [citation_line(c) for c in answer.get("citations") or [] if isinstance(c, dict)]})
+    return {"photos": photos, "order": order_summary(evidence.get("order")), "kb_answers": answers}
+
+
+def thumbnail(path: Path) -> Optional[bytes]:
+    """A small JPEG of an uploaded photo; None if it cannot be decoded (the original is served)."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as image:
+            image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+            out = io.BytesIO()
+            image.convert("RGB").save(out, "JPEG", quality=80)
+            return out.getvalue()
+    except Exception:
+        logger.warning("could not make a thumbnail of %s", path.name, exc_info=True)
+        return None
+
+
 def transcript_from_tracker(tracker: Dict[str, Any]) -> List[Dict[str, Any]]:
     turns = []
     for event in tracker.get("events", []):
@@ -180,7 +269,7 @@ def transcript_from_tracker(tracker: Dict[str, Any]) -> List[Dict[str, Any]]:
             turns.append({
                 "from": "agent" if metadata.get("sent_by") == "agent" else "bot",
                 "agent": metadata.get("agent"), "text": event.get("text") or "", "at": event.get("timestamp"),
-                "citations": [f"《{c['law']}》第{c['article']}条" for c in custom.get("citations", [])],
+                "citations": [citation_line(c) for c in custom.get("citations", [])],
             })
     return turns
 
@@ -290,7 +379,7 @@ async def api_queue(request: web.Request) -> web.Response:
     return web.json_response(await queue_snapshot(request.app[SERVICES], await current_agent(request)))
 
 
-async def conversation(services: Services, ticket: Ticket) -> Dict[str, Any]:
+async def conversation(services: Services, ticket: Ticket, settings: Settings) -> Dict[str, Any]:
     transcript = transcript_from_tracker(await services.rasa.tracker(ticket.sender_id))
     orders, returns = [], []
     if ticket.customer:
@@ -299,7 +388,7 @@ async def conversation(services: Services, ticket: Ticket) -> Dict[str, Any]:
             returns = [to_dict(r) for r in await services.orders.returns_of(ticket.customer)]
         except OrderSystemError:
             logger.warning("order system unavailable for ticket %s", ticket.id)
-    return {"type": "conversation", "ticket": {**ticket_view(ticket), "evidence": ticket.evidence},
+    return {"type": "conversation", "ticket": ticket_view(ticket), "evidence": evidence_view(ticket, settings),
             "transcript": transcript, "orders": orders, "returns": returns}
 
 
@@ -311,7 +400,28 @@ async def load_ticket(request: web.Request) -> Ticket:
 
 
 async def api_ticket(request: web.Request) -> web.Response:
-    return web.json_response(await conversation(request.app[SERVICES], await load_ticket(request)))
+    return web.json_response(await conversation(request.app[SERVICES], await load_ticket(request),
+                                                request.app[CONFIG].settings))
+
+
+async def api_photo(request: web.Request) -> web.StreamResponse:
+    """One photo of a ticket's evidence pack (a thumbnail with ?thumbnail=1), for logged-in agents.
+    Photos are addressed by their place in the pack, never by a path the request names."""
+    ticket = await load_ticket(request)
+    index = request.match_info["index"]
+    photos = (ticket.evidence or {}).get("photos") or []
+    if not index.isdigit() or int(index) >= len(photos):
+        raise web.HTTPNotFound(text="no such photo")
+    path = photo_file(request.app[CONFIG].settings, photos[int(index)])
+    if path is None:
+        raise web.HTTPNotFound(text="the photo is not stored here")
+    headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff",
+               "Content-Security-Policy": "default-src 'none'"}
+    if request.query.get("thumbnail"):
+        small = await asyncio.to_thread(thumbnail, path)
+        if small is not None:
+            return web.Response(body=small, content_type="image/jpeg", headers=headers)
+    return web.FileResponse(path, headers={**headers, "Content-Type": PHOTO_TYPES[path.suffix.lstrip(".")]})
 
 
 async def api_claim(request: web.Request) -> web.Response:
@@ -413,7 +523,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         ticket = await services.tickets.get(watched["id"])
         if ticket is None:
             return
-        view = await conversation(services, ticket)
+        view = await conversation(services, ticket, config.settings)
         digest = json.dumps([view["transcript"], view["ticket"]["status"], view["ticket"]["assignee"],
                              view["ticket"]["notes"]], ensure_ascii=False)
         if digest != watched["seen"]:
@@ -518,7 +628,7 @@ def create_app(config: ConsoleConfig) -> web.Application:
         web.get("/login", login_page), web.post("/login", login), web.post("/logout", logout),
         web.get("/", queue_page), web.get("/tickets/{ticket_id}", ticket_page),
         web.get("/api/queue", api_queue), web.get("/api/dashboard", api_dashboard), web.get("/api/canned", api_canned),
-        web.get("/api/tickets/{ticket_id}", api_ticket),
+        web.get("/api/tickets/{ticket_id}", api_ticket), web.get("/api/tickets/{ticket_id}/photos/{index}", api_photo),
         web.post("/api/tickets/{ticket_id}/claim", api_claim), web.post("/api/tickets/{ticket_id}/release", api_release),
         web.post("/api/tickets/{ticket_id}/transfer", api_transfer), web.post("/api/tickets/{ticket_id}/reply", api_reply),
         web.post("/api/tickets/{ticket_id}/note", api_note), web.post("/api/tickets/{ticket_id}/resolve", api_resolve),

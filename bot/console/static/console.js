@@ -71,8 +71,38 @@
     document.getElementById("notes").replaceChildren(...(t.notes.length ? t.notes.map((n) => el("div", n.agent + "：" + n.text)) : [el("p", "无")]));
     document.getElementById("orders").replaceChildren(...(view.orders.length ? view.orders.map((o) =>
       el("div", o.order_id + " · " + o.status + " · " + o.items.map((i) => i.name).join("、"))) : [el("p", "无")]));
+    renderEvidence(view.evidence);
     document.getElementById("returns").replaceChildren(...(view.returns.length ? view.returns.map((r) =>
       el("div", r.return_id + " · 订单 " + r.order_id + " · " + r.kind + " · " + r.status)) : [el("p", "无")]));
+  }
+
+  // The evidence pack collected at escalation: photos (thumbnails the console serves to logged-in
+  // agents; a click opens the photo), the order as it was then, and the knowledge-base answers given.
+  function renderEvidence(evidence) {
+    if (!evidence) return;
+    const photos = evidence.photos.map((p) => {
+      if (!p.available) return el("span", "照片" + (p.index + 1) + "（未保存在本机）", "cite");
+      const link = el("a");
+      link.href = p.url; link.target = "_blank"; link.rel = "noopener";
+      const img = el("img");
+      img.src = p.thumbnail; img.alt = "顾客照片" + (p.index + 1); img.loading = "lazy";
+      link.append(img);
+      return link;
+    });
+    document.getElementById("evidence-photos").replaceChildren(...(photos.length ? photos : [el("p", "无")]));
+    const o = evidence.order;
+    document.getElementById("evidence-order").replaceChildren(...(o ? [
+      el("div", o.order_id + " · " + o.status + (o.freight_insurance ? " · 运费险" : "")),
+      el("div", "商品：" + o.items.map((i) => i.name + " ×" + i.quantity + (i.price != null ? " ¥" + i.price : "")).join("、")),
+      el("div", "下单：" + (o.created_at || "—") + " · 签收：" + (o.signed_at || "未签收")),
+      el("div", "物流：" + ([o.carrier, o.tracking_no, o.latest_logistics].filter(Boolean).join(" · ") || "—")),
+    ] : [el("p", "无")]));
+    document.getElementById("evidence-answers").replaceChildren(...(evidence.kb_answers.length ? evidence.kb_answers.map((a) => {
+      const row = el("div", null, "answer");
+      row.append(el("div", a.title + (a.kind === "policy" ? "（店铺规则）" : "")));
+      if (a.citations.length) row.append(el("div", "依据：" + a.citations.join("、"), "cite"));
+      return row;
+    }) : [el("p", "无")]));
   }
 
   function connect(onMessage, watch) {
