@@ -9,13 +9,15 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help venv browser train run test test-unit validate test-stories test-nlu test-kb bench bench-nlu bench-kb eval lock clean audit
+.PHONY: help venv browser train run test test-unit validate test-stories test-nlu test-kb bench bench-nlu bench-kb eval soak security lock clean audit
 
 help:
 	@echo "make run    start Redis (embedded unless REDIS_URL is set), the action server and Rasa"
 	@echo "make test   run every test (pytest, data validation, conversation tests, NLU threshold)"
 	@echo "make train  train the model if data/, config or domain changed"
 	@echo "make bench      one run, one table: NLU, KB, end-to-end load vs bare Rasa, memory, start-up"
+	@echo "make security  the attack tests of the security review: one line per finding, blocked or OPEN"
+	@echo "make soak       2 replicas under mixed traffic while Redis restarts twice and a replica is killed (SOAK_ARGS=--duration 600)"
 	@echo "make bench-nlu  print intent accuracy / macro-F1 and entity F1 on the held-out set"
 	@echo "make bench-kb   print knowledge-base hit@1 / hit@3 / MRR and query latency"
 	@echo "make eval       realistic shopper messages through the running stack: routing, citations, clarifications"
@@ -45,6 +47,8 @@ train: venv
 	$(PY) -m bot.model train
 	@$(PY) -m bot.knowledge embed
 
+# On SIGTERM make forwards a second SIGTERM to the runner, which ignores it while it stops
+# (see bot/runner.py); the runner, not make, stops the children.
 run: venv
 	$(PY) -m bot.runner
 
@@ -81,6 +85,14 @@ bench-kb: venv
 # The realistic set (tests/data/realistic/) through the whole running stack; not a CI threshold.
 eval: venv train
 	$(PY) scripts/eval_realistic.py $(EVAL_ARGS)
+
+# The attack tests of the security review (issue 13), one line per finding: blocked or OPEN.
+security: venv
+	$(PY) scripts/security.py
+
+# Not part of `make test`: 10 minutes by default; fails when an accepted message is lost or duplicated.
+soak: venv train
+	$(PY) scripts/soak.py $(SOAK_ARGS)
 
 # pip-audit (pinned in requirements-audit.txt, in its own .venv-audit so .venv stays as pinned)
 # against requirements.txt; writes the dated report to docs/security/pip-audit.txt.
