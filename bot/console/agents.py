@@ -14,14 +14,19 @@ LOCKOUT_S = 300
 _hasher = PasswordHasher()
 
 
+def check_new_agent(name: str, password: str) -> None:
+    """Raises ValueError unless name and password are acceptable for a new agent."""
+    if not name or len(password) < 8:
+        raise ValueError("an agent needs a name and a password of at least 8 characters")
+
+
 class AgentStore:
     def __init__(self, client: aioredis.Redis, prefix: str = PREFIX) -> None:
         self._redis = client
         self._prefix = prefix
 
     async def add(self, name: str, password: str) -> None:
-        if not name or len(password) < 8:
-            raise ValueError("an agent needs a name and a password of at least 8 characters")
+        check_new_agent(name, password)
         await self._redis.hset(self._prefix + "agents", name, _hasher.hash(password))
 
     async def names(self) -> list:
