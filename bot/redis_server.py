@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
+from urllib.parse import quote
 
 import redis
 
@@ -21,22 +23,39 @@ def redis_server_binary() -> str:
 class EmbeddedRedis:
     """A redis-server on 127.0.0.1:port, persisting an append-only file under data_dir."""
 
-    def __init__(self, port: int, data_dir: Path) -> None:
+    def __init__(self, port: int, data_dir: Path, password: Optional[str] = None) -> None:
         self.port = port
         self.data_dir = Path(data_dir)
+        # `make run` gives it a generated password (var/redis_password); tests may not.
+        self.password = password
         self.process: Optional[subprocess.Popen] = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def _config_file(self) -> List[str]:
+        """The password goes into a mode-600 config file, not onto the command line (where
+        every local user could read it in `ps`)."""
+        if not self.password:
+            return []
+        path = self.data_dir / "redis-auth.conf"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"requirepass {self.password}\n")
+        return [str(path.resolve())]
 
     def start(self, timeout_s: float = 10.0) -> "EmbeddedRedis":
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.data_dir, 0o700)  # the append-only file holds every conversation
         # Its own process group (Ctrl-C in a terminal reaches only whoever started it), and SIGTERM
         # from Linux if that process dies, even by SIGKILL (when started from the main thread).
         self.process = subprocess.Popen(
             die_with_parent([
                 redis_server_binary(),
+                *self._config_file(),
                 "--port", str(self.port),
                 "--bind", "127.0.0.1",
                 "--dir", str(self.data_dir.resolve()),
@@ -55,7 +74,7 @@ class EmbeddedRedis:
 
     def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
+        client = redis.Redis(host="127.0.0.1", port=self.port, password=self.password, socket_connect_timeout=0.5)
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from typing import Any, List, Tuple
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.sentinel import Sentinel
@@ -47,3 +47,12 @@ def async_redis(url: str, **options: Any) -> aioredis.Redis:
         sentinel = Sentinel(sentinels, sentinel_kwargs=sentinel_options, **options)
         return sentinel.master_for(service, db=db, password=password)
     return aioredis.Redis.from_url(url, **options)
+
+
+def masked_url(url: str) -> str:
+    """`url` with any password replaced by ***, for printing."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

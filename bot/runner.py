@@ -30,7 +30,8 @@ from typing import Dict, List, Optional
 from bot.model import ensure_trained
 from bot.paths import ROOT
 from bot.redis_server import EmbeddedRedis
-from bot.settings import Settings, api_token, persisted_secret, signing_secret  # noqa: F401 (re-exported)
+from bot.redis_url import masked_url
+from bot.settings import Settings, api_token, persisted_secret, redis_password, signing_secret  # noqa: F401 (re-exported)
 from bot.stack import (
     STOP_TIMEOUT_S, ManagedProcess, Watchdog, action_server, console_server, die_with_parent, rasa_server,
     service_env,
@@ -61,7 +62,7 @@ def how_to_chat(settings: Settings, model: Path, redis_url: str) -> str:
   REST:      curl -s -XPOST http://127.0.0.1:{settings.rasa_port}/webhooks/rest/webhook \\
                -H 'Content-Type: application/json' -d '{{"sender":"me","message":"你好"}}'
   socket.io: http://127.0.0.1:{settings.rasa_port}/socket.io  (events user_uttered / bot_uttered)
-  terminal:  REDIS_URL={redis_url} ACTION_ENDPOINT_URL={settings.action_endpoint_url} \\
+  terminal:  REDIS_URL={masked_url(redis_url)} ACTION_ENDPOINT_URL={settings.action_endpoint_url} \\
                .venv/bin/rasa shell --model {rel_model} --endpoints endpoints.yml --port {settings.rasa_port + 1}
   console:   http://127.0.0.1:{settings.web_port}  (create an agent first:
                .venv/bin/python -m bot.console add-agent NAME)
@@ -157,11 +158,12 @@ def main() -> int:
             print("using Redis at REDIS_URL")
         else:
             # Assigned before it starts, so a stop signal during start() still finds it.
-            redis = EmbeddedRedis(settings.embedded_redis_port, settings.embedded_redis_dir)
+            redis = EmbeddedRedis(settings.embedded_redis_port, settings.embedded_redis_dir, redis_password(settings))
             redis.start()
             watchdog.watch(redis.process.pid)
             redis_url = redis.url
-            print(f"started embedded Redis on 127.0.0.1:{redis.port} (data in {redis.data_dir})")
+            print(f"started embedded Redis on 127.0.0.1:{redis.port} (data in {redis.data_dir}; "
+                  f"password in {settings.var_dir / 'redis_password'})")
         model = ensure_trained(settings)
         prepare_knowledge()
         env = {**service_env(redis_url, settings.action_port), "STORE_SIGNING_SECRET": signing_secret(settings),

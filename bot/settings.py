@@ -48,6 +48,21 @@ class Settings:
     order_system_token: Optional[str] = None
     order_system_timeout_s: float = 3.0
     sender_max_per_second: int = 5
+    # Limits (issue 13): text of one message, body of one HTTP request (Rasa and the web app).
+    max_message_chars: int = 2000
+    max_body_bytes: int = 1024 * 1024
+    # DEMO=1 (set by `make run`) lets /shop sign demo customers' tokens; refused when
+    # XIAOBAO_ENV=production.
+    demo: bool = False
+    environment: str = "development"
+    # Uploaded photos: their own folder (production: its own volume), kept upload_retention_days,
+    # and quotas per sender (web session or IP) and for everyone.
+    uploads_dir_override: Optional[Path] = None
+    upload_retention_days: float = 30.0
+    uploads_per_sender_hour: int = 20
+    upload_bytes_per_sender_day: int = 50 * 1024 * 1024
+    uploads_global_hour: int = 1000
+    upload_bytes_global_day: int = 2 * 1024 * 1024 * 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
@@ -70,6 +85,16 @@ class Settings:
             order_system_token=env.get("ORDER_SYSTEM_TOKEN") or None,
             order_system_timeout_s=float(env.get("ORDER_SYSTEM_TIMEOUT_S", "3")),
             sender_max_per_second=int(env.get("SENDER_MAX_PER_SECOND", "5")),
+            max_message_chars=int(env.get("MAX_MESSAGE_CHARS", "2000")),
+            max_body_bytes=int(env.get("MAX_BODY_BYTES", str(1024 * 1024))),
+            demo=env.get("DEMO", "") == "1",
+            environment=env.get("XIAOBAO_ENV", "development"),
+            uploads_dir_override=Path(env["UPLOADS_DIR"]) if env.get("UPLOADS_DIR") else None,
+            upload_retention_days=float(env.get("UPLOAD_RETENTION_DAYS", "30")),
+            uploads_per_sender_hour=int(env.get("UPLOADS_PER_SENDER_HOUR", "20")),
+            upload_bytes_per_sender_day=int(env.get("UPLOAD_BYTES_PER_SENDER_DAY", str(50 * 1024 * 1024))),
+            uploads_global_hour=int(env.get("UPLOADS_GLOBAL_HOUR", "1000")),
+            upload_bytes_global_day=int(env.get("UPLOAD_BYTES_GLOBAL_DAY", str(2 * 1024 * 1024 * 1024))),
         )
 
     @property
@@ -80,6 +105,18 @@ class Settings:
     @property
     def action_endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.action_port}/webhook"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Uploaded photos: UPLOADS_DIR, else var/uploads (production: put it on its own volume)."""
+        return self.uploads_dir_override or self.var_dir / "uploads"
+
+    @property
+    def demo_refused(self) -> Optional[str]:
+        """Why these settings must not start (DEMO=1 in production), or None."""
+        if self.demo and self.environment == "production":
+            return "DEMO=1 signs demo customers' tokens for anyone; it is refused with XIAOBAO_ENV=production"
+        return None
 
     @property
     def embedded_redis_dir(self) -> Path:
@@ -116,6 +153,7 @@ def persisted_secret(settings: Settings, configured: Optional[str], name: str,
     if existing:
         return existing
     settings.var_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.var_dir, 0o700)  # secrets, uploads and Redis's data: nobody else's business
     aside = path.with_name(f".{name}.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -131,6 +169,11 @@ def persisted_secret(settings: Settings, configured: Optional[str], name: str,
     finally:
         aside.unlink(missing_ok=True)
     return _read_secret(path) or ""
+
+
+def redis_password(settings: Settings) -> str:
+    """The embedded Redis's password (`requirepass`), generated once into var/redis_password."""
+    return persisted_secret(settings, None, "redis_password")
 
 
 def api_token(settings: Settings) -> str:

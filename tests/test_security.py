@@ -280,7 +280,7 @@ def test_secrets_come_from_the_environment_or_are_generated_private(tmp_path, mo
     from bot.console.__main__ import config_from_env
 
     settings = Settings.from_env({"XIAOBAO_VAR_DIR": str(tmp_path), "RASA_API_TOKEN": "from-env",
-                                  "STORE_SIGNING_SECRET": "signing-from-env"})
+                                  "STORE_SIGNING_SECRET": "signing-from-env", "REDIS_URL": "redis://redis.internal:6379/0"})
     monkeypatch.setenv("CONSOLE_SESSION_KEY", Fernet.generate_key().decode())
     assert runner.api_token(settings) == "from-env"
     assert runner.signing_secret(settings) == "signing-from-env"
@@ -293,5 +293,5 @@ def test_secrets_come_from_the_environment_or_are_generated_private(tmp_path, mo
     config_from_env(generated)
     assert len(secret) >= 32 and secret != runner.signing_secret(Settings.from_env(
         {"XIAOBAO_VAR_DIR": str(tmp_path / "elsewhere")}))
-    for name in ("store_signing_secret", "console_session_key"):
+    for name in ("store_signing_secret", "console_session_key", "redis_password"):  # no REDIS_URL: embedded
         assert (tmp_path / name).stat().st_mode & 0o077 == 0, name

@@ -21,11 +21,18 @@ from aiohttp import web
 
 from bot.console.app import ConsoleConfig, create_app
 from bot.privacy import install_log_masking
-from bot.settings import Settings, api_token, console_session_key
+from bot.settings import Settings, api_token, console_session_key, redis_password
 
 
 def embedded_redis_url(settings: Settings) -> str:
-    return f"redis://127.0.0.1:{settings.embedded_redis_port}/0"
+    return embedded_redis(settings).url
+
+
+def embedded_redis(settings: Settings) -> "EmbeddedRedis":
+    """The embedded Redis exactly as `make run` starts it: var/redis, with its password."""
+    from bot.redis_server import EmbeddedRedis
+
+    return EmbeddedRedis(settings.embedded_redis_port, settings.embedded_redis_dir, redis_password(settings))
 
 
 def config_from_env(settings: Settings) -> ConsoleConfig:
@@ -62,7 +69,7 @@ def redis_for_setup(settings: Settings) -> Iterator[str]:
     if running:
         yield url
         return
-    server = EmbeddedRedis(settings.embedded_redis_port, settings.embedded_redis_dir).start()
+    server = embedded_redis(settings).start()
     print(f"started the embedded Redis ({server.data_dir}) for this; `make run` uses the same data")
     try:
         yield server.url
