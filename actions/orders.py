@@ -11,10 +11,9 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.returns import LAST4_DIGITS, inform_payload, owned_order
+from actions.returns import LAST4_DIGITS, Verification, inform_payload, owned_order, verify_phone_digits
 from actions.services import customer_of, order_system, tickets
 from actions.turns import ends_turn
-from bot.identity import phone_last4_matches
 from bot.orders.client import OrderSystemUnavailable
 from bot.orders.models import SHANGHAI, Order, OrderStatus
 from bot.paths import KNOWLEDGE_DIR
@@ -122,7 +121,14 @@ class ActionHandleInform(Action):
             except OrderSystemUnavailable:
                 dispatcher.utter_message(response="utter_order_lookup_down")
                 return []
-            if order is None or not phone_last4_matches(order.phone, digits.group(1)):
+            outcome = await verify_phone_digits(tracker, pending, order, digits.group(1))
+            if outcome is Verification.UNAVAILABLE:
+                dispatcher.utter_message(response="utter_order_lookup_down")
+                return []
+            if outcome is Verification.LOCKED:  # too many wrong guesses for this order today
+                dispatcher.utter_message(response="utter_order_verify_locked")
+                return [SlotSet(PENDING_SLOT, None)]
+            if outcome is not Verification.VERIFIED:
                 dispatcher.utter_message(response="utter_order_not_found")
                 return [SlotSet(PENDING_SLOT, None)]
             await show_order(dispatcher, tracker, order)

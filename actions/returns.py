@@ -6,7 +6,9 @@ and calls the order system.
 
 from __future__ import annotations
 
+import enum
 import json
+import logging
 import re
 from functools import lru_cache
 from typing import Any, Dict, List, Optional, Text, Tuple
@@ -17,7 +19,11 @@ from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from redis.exceptions import RedisError
+
+from actions import services
 from actions.services import customer_of, order_system, today
+from bot import limits
 from bot.identity import phone_last4_matches
 from bot.orders.client import NewReturn, OrderSystemTimeout, OrderSystemUnavailable
 from bot.orders.eligibility import Eligibility, assess, condition_checks, condition_question
@@ -34,6 +40,58 @@ LAST4_DIGITS = re.compile(r"(?<!\d)(\d{4})(?!\d)")
 _DIGITS = re.compile(r"\d{5,}")
 _ORDINALS = {"第一": 0, "第1": 0, "第二": 1, "第2": 1, "第三": 2, "第3": 2, "第四": 3, "第4": 3}
 _ALL_WORDS = ("全部", "都退", "所有", "都要", "全退", "整单")
+# Guessing the phone digits of an order is limited per ORDER (not per conversation, which a REST
+# client names freely): at most this many wrong guesses a day, shared by every channel and
+# replica through Redis; after that the order is locked for self-service verification and a
+# person takes over. A per-client-IP limit (when the channel vouches for the IP) sits on top.
+VERIFY_FAILURES_PER_ORDER = 3
+VERIFY_FAILURES_PER_IP = 20
+VERIFY_WINDOW_S = 24 * 3600
+logger = logging.getLogger(__name__)
+
+
+class Verification(enum.Enum):
+    VERIFIED = "verified"
+    WRONG = "wrong"
+    LOCKED = "locked"  # too many wrong guesses for this order (or from this IP) today
+    UNAVAILABLE = "unavailable"  # the limit could not be checked: no verification at all
+
+
+def client_ip(tracker: Tracker) -> Optional[str]:
+    """The client IP of the latest message, only when the REST channel itself put it there."""
+    latest = next((e for e in reversed(tracker.events) if e.get("event") == "user"), None) or {}
+    if latest.get("input_channel") != "rest":
+        return None
+    ip = (latest.get("metadata") or {}).get("client_ip")
+    return ip if isinstance(ip, str) and ip else None
+
+
+async def verify_phone_digits(tracker: Tracker, order_id: str, order: Optional[Order], claimed: Any) -> Verification:
+    """Checks the claimed last four phone digits of an order, within the per-order and per-IP limits.
+
+    The attempt is reserved (counted) before the digits are compared, so parallel guesses cannot
+    slip past the limit; a right answer gives its reservation back. An unknown order counts
+    exactly like a known one, so the replies never tell whether an order exists.
+    """
+    redis = services.limits_redis()
+    ip = client_ip(tracker)
+    try:
+        if await limits.hit(redis, "verify-order", order_id, VERIFY_WINDOW_S) > VERIFY_FAILURES_PER_ORDER:
+            logger.warning("phone-digit verification locked for an order after %d failures", VERIFY_FAILURES_PER_ORDER)
+            return Verification.LOCKED
+        if ip and await limits.hit(redis, "verify-ip", ip, VERIFY_WINDOW_S) > VERIFY_FAILURES_PER_IP:
+            await limits.release(redis, "verify-order", order_id)  # this IP's lock, not the order's
+            logger.warning("phone-digit verification locked for a client IP")
+            return Verification.LOCKED
+        if order is None or not phone_last4_matches(order.phone, claimed):
+            return Verification.WRONG
+        await limits.release(redis, "verify-order", order_id)
+        if ip:
+            await limits.release(redis, "verify-ip", ip)
+        return Verification.VERIFIED
+    except (RedisError, OSError) as error:
+        logger.warning("could not check the verification limit (%s); not verifying", error)
+        return Verification.UNAVAILABLE
 
 
 @lru_cache(maxsize=1)
@@ -180,9 +238,16 @@ class ValidateReturnForm(FormValidationAction):
         except OrderSystemUnavailable:
             dispatcher.utter_message(response="utter_order_system_down")
             return {"phone_last4": None}
-        if order is not None and phone_last4_matches(order.phone, value):
+        outcome = await verify_phone_digits(tracker, order_id or "", order, value) if order_id else Verification.WRONG
+        if outcome is Verification.VERIFIED:
             verified = list(tracker.get_slot("verified_order_ids") or []) + [order_id]
             return {"phone_last4": value, "verified_order_ids": verified}
+        if outcome is Verification.UNAVAILABLE:
+            dispatcher.utter_message(response="utter_order_system_down")
+            return {"phone_last4": None}
+        if outcome is Verification.LOCKED:  # a person takes over: the form ends in action_escalate
+            dispatcher.utter_message(response="utter_order_verify_locked")
+            return {"phone_last4": None, "order_id": None, "form_failures": MAX_FORM_FAILURES}
         return failed_step(tracker, dispatcher, "utter_order_not_found", phone_last4=None, order_id=None)
 
     # -- items --------------------------------------------------------------------------

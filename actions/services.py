@@ -56,6 +56,11 @@ def _redis() -> aioredis.Redis:
                                    socket_timeout=3, socket_connect_timeout=3)
 
 
+def limits_redis() -> aioredis.Redis:
+    """The Redis holding the shared rate limits and upload records (bot.limits)."""
+    return _redis()
+
+
 async def session_so_far(tracker: Tracker) -> List[Dict[str, Any]]:
     """Every event of the conversation's latest session, this turn's included.
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import uuid
 
 import pytest
+import redis.asyncio as aioredis
 from rasa_sdk import Tracker
 
 import actions.returns as returns
+import actions.services as services
+from bot import limits
 from actions.returns import ValidateReturnForm
 from bot.orders.demo import demo_orders
 from bot.orders.redis_store import RedisOrderSystem
@@ -23,9 +26,14 @@ async def system(redis_url, monkeypatch):
     async def order_system():
         return store
 
+    limits_client = aioredis.Redis.from_url(redis_url)
+    # The phone-digit limit is per order id, and the demo ids repeat: start every test afresh.
+    await limits_client.delete(*(limits.limit_key("verify-order", o.order_id) for o in demo_orders(returns.today())))
     monkeypatch.setattr(returns, "order_system", order_system)
+    monkeypatch.setattr(services, "limits_redis", lambda: limits_client)
     yield store
     await store.close()
+    await limits_client.close()
 
 
 def tracker(text, customer=CUSTOMER, slots=None, intent="inform", entities=()):
