@@ -1,13 +1,18 @@
-"""A fake WeChat API on loopback: tokens, the customer-service send API, typing and media."""
+"""A fake WeChat API on loopback: tokens, the customer-service send API, typing and media; and
+`WeChatPusher`, which builds pushes as WeChat's servers send them (明文模式 or 安全模式)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
-from typing import Awaitable, Callable, Dict, List, Optional
+import time
+import uuid
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
 from aiohttp import web
 
+from bot.channels.wechat.crypto import MessageCrypto, signature
 from tests.conftest import free_port
 
 IMAGE = b"\xff\xd8\xff\xe0" + b"\0" * 128
@@ -90,3 +95,39 @@ class FakeWeChat:
         threading.Thread(target=serve, daemon=True).start()
         ready.wait(10)
         return f"http://127.0.0.1:{port}"
+
+
+class WeChatPusher:
+    """What WeChat's servers send to the push URL for one mini-program.
+
+    安全模式 (an AES key): query `signature`, `timestamp`, `nonce`, `encrypt_type=aes` and
+    `msg_signature` (over token, timestamp, nonce and Encrypt); body `{"ToUserName", "Encrypt"}`
+    (or the same as XML), the message itself only inside the ciphertext. 明文模式 (no AES key):
+    `signature`, `timestamp`, `nonce` and the message as the body.
+    """
+
+    def __init__(self, token: str, appid: str, aes_key: str = "", original_id: str = "gh_test") -> None:
+        self.token, self.original_id = token, original_id
+        self.crypto = MessageCrypto(token, aes_key, appid) if aes_key else None
+
+    def text(self, openid: str, content: str, msg_id: Optional[str] = None, **extra: Any) -> Dict[str, Any]:
+        return {"ToUserName": self.original_id, "FromUserName": openid, "CreateTime": int(time.time()),
+                "MsgType": "text", "Content": content, "MsgId": msg_id or str(uuid.uuid4().int)[:18], **extra}
+
+    def request(self, message: Dict[str, Any], as_xml: bool = False, encrypted: Optional[bool] = None,
+                timestamp: Optional[str] = None, nonce: Optional[str] = None) -> Tuple[Dict[str, str], bytes]:
+        """(query, body) of the push of `message`; encrypted when an AES key is set, unless told."""
+        timestamp = timestamp or str(int(time.time()))
+        nonce = nonce or str(uuid.uuid4().int)[:10]
+        body = _xml(message) if as_xml else json.dumps(message, ensure_ascii=False)
+        query = {"signature": signature(self.token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
+        if self.crypto is not None if encrypted is None else encrypted:
+            encrypt = self.crypto.encrypt(body)
+            envelope = {"ToUserName": str(message.get("ToUserName", self.original_id)), "Encrypt": encrypt}
+            body = _xml(envelope) if as_xml else json.dumps(envelope)
+            query.update(encrypt_type="aes", msg_signature=signature(self.token, timestamp, nonce, encrypt))
+        return query, body.encode()
+
+
+def _xml(fields: Dict[str, Any]) -> str:
+    return "<xml>" + "".join(f"<{k}><![CDATA[{v}]]></{k}>" for k, v in fields.items()) + "</xml>"

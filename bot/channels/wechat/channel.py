@@ -6,6 +6,18 @@ numbered options the shopper may answer with the number; photos are downloaded a
 ids expire); messages WeChat refuses to deliver (window closed, quota used up) are kept and noted
 on the shopper's open ticket for agents.
 The typing indicator goes out in the background and cannot fail or delay the turn.
+
+A push is processed only once it is shown to come from WeChat, now, for this mini-program
+(wechatpy and WeChat's 安全模式 rules; see `_authenticate`):
+- with an AES key (安全模式) only an `Encrypt` body whose `msg_signature` (sha1 over the sorted
+  token, timestamp, nonce and Encrypt) matches is accepted; a plaintext body is refused even when
+  its `signature` matches, since that signature does not cover the body. The appid inside the
+  ciphertext must be ours. Without an AES key (明文模式) a plaintext body with a matching
+  `signature` is accepted: the body is then unauthenticated, so production should use 安全模式;
+- the `timestamp` must be within 5 minutes of our clock, and a (signature, nonce) pair is accepted
+  once: it is remembered in Redis, shared by every replica, for longer than a timestamp stays
+  acceptable, so a triple copied from an access log is worthless;
+- `ToUserName` must be the configured mini-program's original id (`gh_...`), when one is set.
 """
 
 from __future__ import annotations
@@ -13,7 +25,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
@@ -26,7 +40,7 @@ from sanic.request import Request
 from bot.channels.polite import polite, system_message
 from bot.channels.throttle import SenderLimiter, Verdict
 from bot.channels.wechat.client import WeChatApi, WeChatApiError, WeChatUndeliverable
-from bot.channels.wechat.crypto import MessageCrypto, WeChatCryptoError, check_signature
+from bot.channels.wechat.crypto import MAX_CLOCK_SKEW_S, MessageCrypto, WeChatCryptoError, check_signature, fresh
 from bot.channels.wechat.messages import WeChatMessage, WeChatParseError, fields, parse
 from bot.handoff.tickets import TicketStore
 from bot.redis_url import async_redis
@@ -35,6 +49,9 @@ from bot.settings import Settings
 logger = logging.getLogger(__name__)
 PREFIX = "xb:wechat:"
 SEEN_TTL_S = 600
+# A timestamp up to 5 minutes ahead of our clock stays acceptable for 10 minutes after it is first
+# seen; a used (signature, nonce) pair is remembered a minute longer than that.
+REPLAY_TTL_S = 2 * MAX_CLOCK_SKEW_S + 60
 OPTIONS_TTL_S = 86400
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
 HANDLED_KINDS = {"text", "image", "miniprogrampage", "event"}
@@ -74,6 +91,14 @@ class WeChatOutput(OutputChannel):
         """Citation cards become the short 「依据」 line already in the answer's text."""
 
 
+class Refused(Exception):
+    """A push that is not processed, with the HTTP status WeChat (or whoever sent it) gets."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
 class WeChatInput(InputChannel):
     @classmethod
     def name(cls) -> Text:
@@ -87,11 +112,20 @@ class WeChatInput(InputChannel):
             secret=credentials.get("secret") or "", aes_key=credentials.get("aes_key") or "",
             api_base=credentials.get("api_base") or "https://api.weixin.qq.com",
             redis_url=credentials.get("redis_url") or "redis://127.0.0.1:6380/0",
+            # The mini-program's original id (gh_...), the ToUserName of every genuine push. Taken
+            # from the environment when credentials.yml does not name it (see credentials.yml).
+            original_id=credentials.get("original_id") or os.environ.get("WECHAT_ORIGINAL_ID") or "",
         )
 
-    def __init__(self, token: str, appid: str, secret: str, aes_key: str, api_base: str, redis_url: str) -> None:
-        self.token, self.appid = token, appid
+    def __init__(self, token: str, appid: str, secret: str, aes_key: str, api_base: str, redis_url: str,
+                 original_id: str = "") -> None:
+        self.token, self.appid, self.original_id = token, appid, original_id
         self.crypto = MessageCrypto(token, aes_key, appid) if aes_key else None
+        if token and not original_id:
+            logger.warning("WECHAT_ORIGINAL_ID is not set: pushes' ToUserName is not checked")
+        if token and self.crypto is None:
+            logger.warning("WECHAT_AES_KEY is not set: WeChat pushes are accepted in 明文模式, whose "
+                           "bodies are not signed; production should use 安全模式")
         self.redis = async_redis(redis_url, socket_timeout=3, socket_connect_timeout=3)
         self.api = WeChatApi(api_base, appid, secret, self.redis)
         self.limiter = SenderLimiter(self.redis, Settings.from_env().sender_max_per_second)
@@ -100,12 +134,41 @@ class WeChatInput(InputChannel):
     def get_output_channel(self) -> Optional[OutputChannel]:
         return WeChatOutput(self.api, self.redis)
 
-    def _authentic(self, request: Request, data: Dict[str, Any]) -> bool:
+    async def _authenticate(self, request: Request, data: Dict[str, Any]) -> Dict[str, Any]:
+        """The push's fields once it is shown to be WeChat's, fresh, first seen and ours; else
+        raises Refused (403, or 400 for a signed ciphertext that does not decrypt)."""
         args = request.args
         timestamp, nonce = args.get("timestamp", ""), args.get("nonce", "")
-        if "Encrypt" in data:
-            return check_signature(self.token, args.get("msg_signature", ""), timestamp, nonce, str(data["Encrypt"]))
-        return check_signature(self.token, args.get("signature", ""), timestamp, nonce)
+        if self.crypto is not None:
+            if "Encrypt" not in data:
+                raise Refused(403, "plaintext push while 安全模式 is configured")
+            proof = args.get("msg_signature", "")
+            if not check_signature(self.token, proof, timestamp, nonce, str(data["Encrypt"])):
+                raise Refused(403, "bad msg_signature")
+        else:
+            if "Encrypt" in data:
+                raise Refused(403, "encrypted push but no AES key is configured")
+            proof = args.get("signature", "")
+            if not check_signature(self.token, proof, timestamp, nonce):
+                raise Refused(403, "bad signature")
+        if not fresh(timestamp, time.time()):
+            raise Refused(403, "timestamp more than 5 minutes off")
+        if not await self.redis.set(f"{PREFIX}nonce:{proof}:{nonce}", "1", nx=True, ex=REPLAY_TTL_S):
+            raise Refused(403, "(signature, nonce) seen before")
+        if self.crypto is not None:
+            self._check_recipient(data, required=False)  # the envelope's, when present
+            try:
+                data = fields(self.crypto.decrypt(str(data["Encrypt"])).encode())
+            except (WeChatCryptoError, WeChatParseError, ValueError) as error:
+                raise Refused(400, f"undecryptable push: {error}") from error
+        self._check_recipient(data, required=True)
+        return data
+
+    def _check_recipient(self, data: Dict[str, Any], required: bool) -> None:
+        if not self.original_id or (not required and "ToUserName" not in data):
+            return
+        if str(data.get("ToUserName", "")) != self.original_id:
+            raise Refused(403, "ToUserName is not this mini-program")
 
     async def _first_time(self, message: WeChatMessage) -> bool:
         return bool(await self.redis.set(f"{PREFIX}seen:{message.dedupe_key}", "1", nx=True, ex=SEEN_TTL_S))
@@ -131,15 +194,14 @@ class WeChatInput(InputChannel):
                 data = fields(request.body or b"")
             except (WeChatParseError, ValueError):
                 return response.text("bad request", status=400)
-            if not self._authentic(request, data):
-                return response.text("forbidden", status=403)
             try:
-                if "Encrypt" in data:
-                    if self.crypto is None:
-                        return response.text("forbidden", status=403)
-                    data = fields(self.crypto.decrypt(str(data["Encrypt"])).encode())
+                data = await self._authenticate(request, data)
+            except Refused as refusal:
+                logger.warning("refused a WeChat push: %s", refusal.reason)
+                return response.text("forbidden" if refusal.status == 403 else "bad request", status=refusal.status)
+            try:
                 message = parse(data)
-            except (WeChatCryptoError, WeChatParseError, ValueError):
+            except (WeChatParseError, ValueError):
                 return response.text("bad request", status=400)
             if message.kind in HANDLED_KINDS and await self._first_time(message):
                 verdict = await self.limiter.check(message.from_user)

@@ -6,12 +6,15 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import struct
 
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 BLOCK_BITS = 256  # WeChat pads PKCS#7 to 32-byte blocks
+MAX_CLOCK_SKEW_S = 300  # a push's `timestamp` may be at most 5 minutes off our clock, either way
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 
 
 class WeChatCryptoError(ValueError):
@@ -24,6 +27,13 @@ def signature(token: str, *parts: str) -> str:
 
 def check_signature(token: str, expected: str, *parts: str) -> bool:
     return bool(token) and bool(expected) and hmac.compare_digest(signature(token, *parts), expected)
+
+
+def fresh(timestamp: str, now: float, skew_s: int = MAX_CLOCK_SKEW_S) -> bool:
+    """A push's `timestamp` query parameter (unix seconds) is within `skew_s` of `now`."""
+    if not _UNIX_SECONDS.fullmatch(timestamp or ""):
+        return False
+    return abs(now - int(timestamp)) <= skew_s
 
 
 class MessageCrypto:
@@ -60,6 +70,6 @@ class MessageCrypto:
             body, appid = plain[20 : 20 + length], plain[20 + length :]
         except (ValueError, struct.error) as error:
             raise WeChatCryptoError(f"cannot decrypt: {error}") from error
-        if appid.decode(errors="replace") != self.appid:
+        if not self.appid or appid.decode(errors="replace") != self.appid:
             raise WeChatCryptoError("the ciphertext is for another appid")
         return body.decode()
