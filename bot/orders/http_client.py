@@ -6,17 +6,31 @@ Endpoints (JSON, `Authorization: Bearer <ORDER_SYSTEM_TOKEN>`):
   POST /returns                           -> {"return": return, "created": bool}
   GET  /returns/{return_id}               -> return, or 404
   GET  /customers/{customer_id}/returns   -> [return]
+
+Every id is sent as exactly one percent-escaped path segment (`_segment`), and the URL is sent as
+encoded: an order id like `../customers/c1001/orders`, `x?y`, `x#y`, `%2F` or `..` can never
+reach another resource of the order system.
 """
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any, List, Optional, Tuple
+from urllib.parse import quote
 
 import aiohttp
+from yarl import URL
 
 from bot.orders.client import NewReturn, OrderSystemError, OrderSystemTimeout, OrderSystemUnavailable
 from bot.orders.models import Order, ReturnRequest, order_from_dict, return_from_dict, to_dict
+
+
+def _segment(value: str) -> str:
+    """`value` as one path segment: everything but unreserved characters escaped, dot segments too."""
+    if not value:
+        raise OrderSystemError("an empty id is not a path segment")
+    quoted = quote(value, safe="")
+    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
 
 
 class HttpOrderSystem:
@@ -32,8 +46,10 @@ class HttpOrderSystem:
         return self._session
 
     async def _request(self, method: str, path: str, json: Any = None) -> Any:
+        # `path` is built from _segment()s only: sent as it is, never normalized or re-quoted.
+        url = URL(str(URL(self._base)) + path, encoded=True)
         try:
-            async with self._client().request(method, self._base + path, json=json) as response:
+            async with self._client().request(method, url, json=json) as response:
                 if response.status == 404:
                     return None
                 if response.status >= 500:
@@ -47,10 +63,11 @@ class HttpOrderSystem:
             raise OrderSystemUnavailable(f"{method} {path}: {error!r}") from error
 
     async def orders_of(self, customer_id: str) -> List[Order]:
-        return [order_from_dict(o) for o in await self._request("GET", f"/customers/{customer_id}/orders") or []]
+        found = await self._request("GET", f"/customers/{_segment(customer_id)}/orders")
+        return [order_from_dict(o) for o in found or []]
 
     async def order(self, order_id: str) -> Optional[Order]:
-        found = await self._request("GET", f"/orders/{order_id}")
+        found = await self._request("GET", f"/orders/{_segment(order_id)}")
         return order_from_dict(found) if found else None
 
     async def create_return(self, request: NewReturn) -> Tuple[ReturnRequest, bool]:
@@ -58,11 +75,12 @@ class HttpOrderSystem:
         return return_from_dict(body["return"]), bool(body["created"])
 
     async def get_return(self, return_id: str) -> Optional[ReturnRequest]:
-        found = await self._request("GET", f"/returns/{return_id}")
+        found = await self._request("GET", f"/returns/{_segment(return_id)}")
         return return_from_dict(found) if found else None
 
     async def returns_of(self, customer_id: str) -> List[ReturnRequest]:
-        return [return_from_dict(r) for r in await self._request("GET", f"/customers/{customer_id}/returns") or []]
+        found = await self._request("GET", f"/customers/{_segment(customer_id)}/returns")
+        return [return_from_dict(r) for r in found or []]
 
     async def close(self) -> None:
         if self._session is not None:
