@@ -15,7 +15,7 @@ import asyncio
 import datetime as dt
 import logging
 from functools import lru_cache
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, List, Optional
 
 import redis.asyncio as aioredis
 from rasa_sdk import Tracker
@@ -102,33 +102,38 @@ async def order_system() -> OrderSystem:
     return system
 
 
-def _user_metadata(events: Iterable[Dict[str, Any]]) -> Iterable[Dict[str, Any]]:
-    for event in reversed(list(events)):
-        if event.get("event") in ("user", "session_started") and event.get("metadata"):
-            yield event["metadata"]
+def latest_user_event(tracker: Tracker) -> Dict[str, Any]:
+    """The latest user message, with the metadata and input channel it arrived with."""
+    return next((e for e in reversed(tracker.events) if e.get("event") == "user"), None) or {}
 
 
 async def customer_of(tracker: Tracker) -> Optional[str]:
-    """The verified customer id behind this conversation, or None for an anonymous shopper."""
+    """The verified customer id behind this conversation, or None for an anonymous shopper.
+
+    Identity only ever comes from the channel that authenticated it, in the message it vouched
+    for: never from an earlier message, which may have come over another channel.
+    - A signed customer token (its own proof) in the latest message, or in the metadata the
+      session started with (a slot, so it survives the cut of the working window).
+    - A WeChat openid only from the latest message, and only when that message came in over the
+      WeChat channel, which sets `wechat_openid` itself (the REST channel strips it).
+    """
     secret = settings().store_signing_secret
-    # The session's start metadata is a slot too, so it survives the cut of the working window.
+    latest = latest_user_event(tracker)
+    metadata = latest.get("metadata") if isinstance(latest.get("metadata"), dict) else {}
     started = tracker.get_slot("session_started_metadata") or {}
-    for metadata in [*_user_metadata(tracker.events), *([started] if isinstance(started, dict) else [])]:
-        customer = verify_customer_token(metadata.get("customer_token"), secret or "")
+    for source in (metadata, started if isinstance(started, dict) else {}):
+        customer = verify_customer_token(source.get("customer_token"), secret or "")
         if customer:
             return customer
-        openid = metadata.get("wechat_openid")
-        # Only the WeChat channel, server side, may vouch for an openid.
-        if openid and tracker.get_latest_input_channel() == WECHAT_CHANNEL:
-            await order_system()  # the embedded demo binds its demo customers on first use
-            try:
-                bound = await identity_bindings().customer_for_openid(openid)
-            except IdentityUnavailable as error:
-                logger.warning("could not look up a WeChat binding: %s", error)
-                bound = None
-            if bound:
-                return bound
-    return None
+    openid = metadata.get("wechat_openid")
+    if not openid or not isinstance(openid, str) or latest.get("input_channel") != WECHAT_CHANNEL:
+        return None
+    await order_system()  # the embedded demo binds its demo customers on first use
+    try:
+        return await identity_bindings().customer_for_openid(openid) or None
+    except IdentityUnavailable as error:
+        logger.warning("could not look up a WeChat binding: %s", error)
+        return None
 
 
 @lru_cache(maxsize=1)

@@ -7,7 +7,7 @@ sender are limited before NLU runs (bot.channels.throttle).
 
 from __future__ import annotations
 
-from typing import Any, Optional, Text
+from typing import Any, Dict, Optional, Text
 
 from rasa.core.channels.rest import RestInput
 from sanic import Blueprint, response
@@ -18,6 +18,9 @@ from bot.channels.polite import MessageHandler, polite, system_message
 from bot.channels.throttle import shared_limiter, throttled
 
 MAX_SENDER_CHARS = 128
+# Metadata only a channel may set, server side: the REST channel drops these from a client's body
+# (a REST client must not claim a WeChat openid) and sets `client_ip` itself.
+RESERVED_METADATA = ("wechat_openid", "client_ip")
 
 
 def malformed(body: Any) -> Optional[str]:
@@ -47,6 +50,12 @@ class PoliteRestInput(RestInput):
         # Never the body's "input_channel": a REST client must not pass for the WeChat channel,
         # whose openid metadata identifies a customer (actions.services.customer_of).
         return self.name()
+
+    def get_metadata(self, request: Request) -> Dict[Text, Any]:
+        sent = request.json.get("metadata") if isinstance(request.json, dict) else None
+        metadata = {k: v for k, v in sent.items() if k not in RESERVED_METADATA} if isinstance(sent, dict) else {}
+        metadata["client_ip"] = request.remote_addr or request.ip  # remote_addr: from trusted proxies only
+        return metadata
 
     def blueprint(self, on_new_message: MessageHandler) -> Blueprint:
         blueprint = super().blueprint(throttled(polite(on_new_message), shared_limiter()))
