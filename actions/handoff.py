@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any, Dict, List, Optional, Text
 
-
+from redis.exceptions import RedisError
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import ConversationPaused, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.returns import owned_order
+from actions import services
+from actions.returns import client_ip, owned_order
 from actions.services import customer_of, session_so_far, tickets
+from bot import limits
 from bot.handoff.triggers import (
     NORMAL,
     PRIORITY_ORDER,
@@ -25,6 +29,13 @@ from bot.orders.client import OrderSystemUnavailable
 from bot.orders.models import to_dict
 
 MINUTES_PER_TICKET_AHEAD = 3
+# Nobody floods the ticket queue: new tickets are limited per conversation and per client IP (an
+# hour) and for everyone together (a minute), in Redis, shared by every replica. A conversation
+# that already has an open ticket is always told its place in the queue.
+TICKETS_PER_SENDER_PER_HOUR = 3
+TICKETS_PER_IP_PER_HOUR = 10
+TICKETS_PER_MINUTE = int(os.environ.get("TICKETS_PER_MINUTE", "30"))
+logger = logging.getLogger(__name__)
 DETAILS_FROM_FIRST_MESSAGE = 12  # a complaint that already tells the story needs no question
 
 
@@ -128,6 +139,9 @@ class ActionEscalate(Action):
             f"诉求：{outcome}" if outcome else "", f"订单：{order['order_id']}" if order else "",
         ) if part)[:200]
         store = tickets()
+        if await store.open_ticket_for(tracker.sender_id) is None and not await self._may_open_ticket(tracker):
+            dispatcher.utter_message(response="utter_handoff_busy")
+            return [SlotSet("complaint_details", None), SlotSet("complaint_outcome", None), SlotSet("form_failures", None)]
         ticket, created = await store.create(
             tracker.sender_id, escalation.category, escalation.priority,
             tracker.get_latest_input_channel() or "unknown", summary,
@@ -144,6 +158,28 @@ class ActionEscalate(Action):
                                      wait=max(1, (ahead + 1) * MINUTES_PER_TICKET_AHEAD))
         return [SlotSet("complaint_details", None), SlotSet("complaint_outcome", None), SlotSet("form_failures", None),
                 ConversationPaused()]
+
+    async def _may_open_ticket(self, tracker: Tracker) -> bool:
+        """Reserves one new ticket within the limits; False when a limit is reached.
+
+        When Redis cannot be read the ticket is allowed: nobody is refused a person by an outage
+        (and the ticket store, in the same Redis, decides then).
+        """
+        redis = services.limits_redis()
+        ip = client_ip(tracker)
+        checks = [("tickets-sender", tracker.sender_id, 3600, TICKETS_PER_SENDER_PER_HOUR),
+                  *([("tickets-ip", ip, 3600, TICKETS_PER_IP_PER_HOUR)] if ip else []),
+                  ("tickets-all", "all", 60, TICKETS_PER_MINUTE)]
+        try:
+            for n, (kind, subject, window_s, limit) in enumerate(checks):
+                if await limits.hit(redis, kind, subject, window_s) > limit:
+                    for earlier_kind, earlier, _, _ in checks[:n]:  # only the limit reached counts it
+                        await limits.release(redis, earlier_kind, earlier)
+                    logger.warning("ticket not opened: %s limit of %d reached", kind, limit)
+                    return False
+        except (RedisError, OSError) as error:
+            logger.warning("ticket limits not checked (%s); opening the ticket", error)
+        return True
 
     async def _order(self, tracker: Tracker) -> Optional[Dict[str, Any]]:
         try:
