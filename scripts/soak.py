@@ -5,6 +5,7 @@ Set-up: one redis-server (always the project's own, since the soak restarts it),
 servers and two Rasa replicas with the production endpoints and credentials. Simulated shoppers
 send messages at a human-ish pace, each to a replica picked at random, over REST.
 
+A replica that refuses the connection is skipped for the other one, as a load balancer would.
 A message is *accepted* when its replica answered 200 with at least one reply and no apology
 (「请稍后再发一次」): the shopper believes it was taken. A message that got an error or an apology
 was not accepted; the shopper was told to send it again, and the soak sends it again (as a new
@@ -95,13 +96,20 @@ async def shopper_loop(shopper: Shopper, index: int, ports: List[int], deadline:
         marker = f"c{index}-{shopper.sent}"
         text = f"{rng.choice(MESSAGES)} #{marker}"
         shopper.sent += 1
-        port = rng.choice(ports)
-        try:
-            async with session.post(f"http://127.0.0.1:{port}/webhooks/rest/webhook",
-                                    json={"sender": shopper.sender, "message": text}) as response:
-                replies = await response.json(content_type=None) if response.status == 200 else None
-        except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError):
-            replies = None
+        first = rng.randrange(len(ports))
+        replies = None
+        # Like a load balancer: a replica that refuses the connection (killed, restarting) is
+        # skipped for the other one. A connection that breaks mid-turn is not retried.
+        for port in ports[first:] + ports[:first]:
+            try:
+                async with session.post(f"http://127.0.0.1:{port}/webhooks/rest/webhook",
+                                        json={"sender": shopper.sender, "message": text}) as response:
+                    replies = await response.json(content_type=None) if response.status == 200 else None
+                break
+            except aiohttp.ClientConnectorError:
+                continue
+            except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError):
+                break
         texts = [r.get("text") for r in replies or []]
         if replies and not APOLOGIES.intersection(texts):
             shopper.accepted.append(marker)
