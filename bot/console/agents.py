@@ -1,7 +1,19 @@
-"""Agent accounts in Redis, passwords hashed with Argon2 (argon2-cffi), and login throttling."""
+"""Agent accounts in Redis, passwords hashed with Argon2 (argon2-cffi), and login throttling.
+
+Argon2 costs a few hundred milliseconds of CPU, so it never runs on the event loop: verification
+(and the dummy verification for unknown names, which keeps names from being found by timing)
+runs in a small, bounded thread pool. Before a try is verified it is reserved, atomically in Redis,
+against three limits shared by every replica: per agent name, per client IP and for everyone, so
+neither changing the name nor sending tries in parallel gets past them.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 import redis.asyncio as aioredis
@@ -9,9 +21,48 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 PREFIX = "xb:console:"
-MAX_FAILED_LOGINS = 5
+MAX_FAILED_LOGINS = 5  # per agent name, in LOCKOUT_S
+MAX_FAILED_LOGINS_PER_IP = 10  # per client IP, whatever the names, in LOCKOUT_S
+MAX_FAILED_LOGINS_GLOBAL = 100  # for everyone, in LOCKOUT_S
 LOCKOUT_S = 300
+# Argon2 verifications at once in a process (each uses the hasher's 4 lanes); more tries wait
+# their turn. The thread runs at a lower CPU priority (nice 10, inherited by Argon2's lane
+# threads), so that on a small machine the event loop still gets the CPU when it needs it.
+VERIFY_THREADS = 1
+VERIFY_NICE = 10
 _hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash("not a password of anyone: unknown names cost the same")
+
+
+def _lower_priority() -> None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), VERIFY_NICE)  # Linux: this thread
+    except (AttributeError, OSError):
+        pass
+
+
+_verifier = ThreadPoolExecutor(max_workers=VERIFY_THREADS, thread_name_prefix="argon2", initializer=_lower_priority)
+
+# Reserves one login try against every limit (KEYS: name, ip, global; ARGV: window, limits...):
+# refused (the 1-based index of the exceeded limit) if any counter is at its limit, else counted.
+_RESERVE = """
+for i, key in ipairs(KEYS) do
+  if tonumber(redis.call('GET', key) or '0') >= tonumber(ARGV[i + 1]) then return i end
+end
+for _, key in ipairs(KEYS) do
+  if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, ARGV[1]) end
+end
+return 0
+"""
+# A successful login gives its try back: the name's failures are forgotten, the IP's and the
+# global count go down by one (never below zero).
+_REFUND = """
+redis.call('DEL', KEYS[1])
+for i = 2, #KEYS do
+  if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then redis.call('DECR', KEYS[i]) end
+end
+return 0
+"""
 
 
 def check_new_agent(name: str, password: str) -> None:
@@ -20,36 +71,53 @@ def check_new_agent(name: str, password: str) -> None:
         raise ValueError("an agent needs a name and a password of at least 8 characters")
 
 
+def _verify_hash(stored: Optional[bytes], password: str) -> bool:
+    try:
+        if stored is None:
+            _hasher.verify(_DUMMY_HASH, password)  # same work for unknown names: no timing hint
+            return False
+        return _hasher.verify(stored.decode(), password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
 class AgentStore:
-    def __init__(self, client: aioredis.Redis, prefix: str = PREFIX) -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str = PREFIX, throttle_prefix: Optional[str] = None) -> None:
         self._redis = client
         self._prefix = prefix
+        self._throttle = throttle_prefix or prefix + "login:"
 
     async def add(self, name: str, password: str) -> None:
         check_new_agent(name, password)
         await self._redis.hset(self._prefix + "agents", name, _hasher.hash(password))
 
+    async def remove(self, name: str) -> bool:
+        """Deletes the agent; True if there was one. (The console's sessions of that agent are
+        ended by bot.console.app.end_sessions_of.)"""
+        return bool(await self._redis.hdel(self._prefix + "agents", name))
+
     async def names(self) -> list:
         return sorted(n.decode() for n in await self._redis.hkeys(self._prefix + "agents"))
 
+    async def exists(self, name: str) -> bool:
+        return bool(await self._redis.hexists(self._prefix + "agents", name))
+
     async def verify(self, name: str, password: str) -> bool:
+        """Argon2 in the verification thread pool, never on the event loop."""
         stored: Optional[bytes] = await self._redis.hget(self._prefix + "agents", name)
-        if stored is None:
-            _hasher.hash(password)  # same work for unknown names: no timing hint
-            return False
-        try:
-            return _hasher.verify(stored.decode(), password)
-        except (VerificationError, InvalidHashError):
-            return False
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_verifier, _verify_hash, stored, password)
 
-    async def throttled(self, client_key: str) -> bool:
-        count = await self._redis.get(self._prefix + "fails:" + client_key)
-        return count is not None and int(count) >= MAX_FAILED_LOGINS
+    def _throttle_keys(self, name: str, ip: str) -> list:
+        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        return [f"{self._throttle}name:{digest}", f"{self._throttle}ip:{ip}", f"{self._throttle}all"]
 
-    async def record_failure(self, client_key: str) -> None:
-        key = self._prefix + "fails:" + client_key
-        await self._redis.incr(key)
-        await self._redis.expire(key, LOCKOUT_S)
+    async def reserve_login(self, name: str, ip: str) -> bool:
+        """Counts one login try for this name, this IP and everyone, before it is verified;
+        False (nothing counted) if any of the three is at its limit."""
+        refused = await self._redis.eval(_RESERVE, 3, *self._throttle_keys(name, ip), LOCKOUT_S,
+                                         MAX_FAILED_LOGINS, MAX_FAILED_LOGINS_PER_IP, MAX_FAILED_LOGINS_GLOBAL)
+        return int(refused) == 0
 
-    async def clear_failures(self, client_key: str) -> None:
-        await self._redis.delete(self._prefix + "fails:" + client_key)
+    async def login_succeeded(self, name: str, ip: str) -> None:
+        await self._redis.eval(_REFUND, 3, *self._throttle_keys(name, ip))

@@ -69,6 +69,9 @@ class ConsoleConfig:
     sla_interval_s: float = 5.0
     settings: Settings = Settings.from_env({})
     rasa_public_url: str = "http://127.0.0.1:5005"  # where shoppers' browsers reach socket.io
+    trusted_proxies: tuple = ()  # peers whose X-Forwarded-Proto / X-Forwarded-For are believed
+    allowed_origins: tuple = ()  # browser origins besides the console's own allowed to open /ws
+    login_throttle_prefix: Optional[str] = None  # Redis key prefix of the login limits (tests)
 
 
 class Listener:
@@ -278,6 +281,28 @@ async def current_agent(request: web.Request) -> Optional[str]:
     return (await get_session(request)).get("agent")
 
 
+def client_ip(request: web.Request) -> str:
+    """The client's IP: the peer's, or, when the peer is one of the configured TRUSTED_PROXIES,
+    the last address that proxy put in X-Forwarded-For."""
+    peer = request.remote or ""
+    if peer in request.app[CONFIG].trusted_proxies:
+        forwarded = [a.strip() for a in request.headers.get("X-Forwarded-For", "").split(",") if a.strip()]
+        if forwarded:
+            return forwarded[-1]
+    return peer
+
+
+def is_https(request: web.Request) -> bool:
+    """Whether the browser reached us over HTTPS: directly, or through a trusted proxy that says so
+    in X-Forwarded-Proto. The header is ignored from anyone else."""
+    if request.secure:  # a TLS socket (aiohttp itself never believes forwarding headers)
+        return True
+    if (request.remote or "") in request.app[CONFIG].trusted_proxies:
+        proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+        return proto == "https"
+    return False
+
+
 def json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
@@ -335,14 +360,14 @@ async def login(request: web.Request) -> web.Response:
     if not secrets.compare_digest(str(form.get("csrf", "")), session.get("login_csrf", "")):
         return json_error(403, "missing or wrong CSRF token")
     agents = request.app[SERVICES].agents
-    name = str(form.get("name", ""))
-    client_key = f"{request.remote}:{name}"
-    if await agents.throttled(client_key):
+    name, ip = str(form.get("name", "")), client_ip(request)
+    # The try is counted (per name, per IP, for everyone) before Argon2 runs, in one atomic step,
+    # so parallel tries cannot slip past the limits; Argon2 runs in a thread, not on the loop.
+    if not await agents.reserve_login(name, ip):
         return web.Response(status=429, text="登录尝试过多，请5分钟后再试。")
     if not await agents.verify(name, str(form.get("password", ""))):
-        await agents.record_failure(client_key)
         raise web.HTTPFound("/login?error=1")
-    await agents.clear_failures(client_key)
+    await agents.login_succeeded(name, ip)
     session = await new_session(request)  # a fresh session id on login: no fixation
     session["agent"], session["csrf"] = name, secrets.token_urlsafe(24)
     raise web.HTTPFound("/")
@@ -601,7 +626,7 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
     redis = async_redis(config.redis_url, socket_timeout=5, socket_connect_timeout=5)
     tickets = TicketStore(redis)
     feed = TicketFeed(redis, tickets.events_channel)
-    app[SERVICES] = Services(redis, tickets, AgentStore(redis), RasaApi(config.rasa_url, config.rasa_token),
+    app[SERVICES] = Services(redis, tickets, AgentStore(redis, throttle_prefix=config.login_throttle_prefix), RasaApi(config.rasa_url, config.rasa_token),
                              order_system_for(config.settings, redis), feed)
     try:
         await tickets.upgrade()  # tickets of the earlier layout: converted once, here
