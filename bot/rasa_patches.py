@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from typing import Any, Callable, Dict, Optional, Text
-from urllib.parse import unquote
 
 from jsonschema import validators
 from jsonschema.exceptions import best_match
@@ -65,7 +64,9 @@ async def _watch_conversation_request(request: Request) -> None:
     match = _CONVERSATION_PATH.match(request.path)
     if match is None:
         return
-    sender_id = unquote(match.group("id"))
+    # Sanic 21.12 does not percent-decode `<conversation_id:path>`: Rasa's handler (and so the
+    # tracker store) sees the id exactly as it appears in the path, and so must the outcome.
+    sender_id = match.group("id")
     # Only PUT .../tracker/events means "replace this conversation"; everything else appends.
     replacing = request.method == "PUT" and request.path.endswith("/tracker/events")
     request.ctx.turn_outcome, request.ctx.turn_token = outcome.open_outcome(sender_id, may_replace=replacing)
