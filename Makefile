@@ -49,6 +49,8 @@ train: venv
 
 # On SIGTERM make forwards a second SIGTERM to the runner, which ignores it while it stops
 # (see bot/runner.py); the runner, not make, stops the children.
+# DEMO=1: the demo storefront (/shop?customer=c1001) signs demo customers' tokens; never in production.
+run: export DEMO ?= 1
 run: venv
 	$(PY) -m bot.runner
 

@@ -7,10 +7,13 @@ reply at all while the conversation is not paused: that is what Rasa does when t
 server is unreachable (it logs the error and carries on without the action's messages).
 Text no parser can take is made safe first: no text becomes empty, and lone UTF-16 surrogates
 (JSON escapes such as "\\ud800", which spaCy and every UTF-8 encoder refuse) become U+FFFD.
+A message longer than MAX_MESSAGE_CHARS (or with metadata over MAX_METADATA_CHARS) is refused
+before anything else, with the polite 「消息太长了」: it never reaches NLU or the tracker store.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from functools import lru_cache
@@ -66,10 +69,41 @@ async def conversation_paused(sender_id: Text) -> bool:
     return False
 
 
+MAX_METADATA_CHARS = 8192  # a customer token and a few attachment URLs fit many times over
+
+
+@lru_cache(maxsize=1)
+def max_message_chars() -> int:
+    from bot.settings import Settings
+
+    return Settings.from_env().max_message_chars
+
+
+def too_long(message: UserMessage) -> bool:
+    """Whether a message is over the limits: checked before NLU and before anything is stored."""
+    if len(message.text or "") > max_message_chars():
+        return True
+    try:
+        return len(json.dumps(message.metadata or {}, ensure_ascii=False, default=str)) > MAX_METADATA_CHARS
+    except (TypeError, ValueError):
+        return True
+
+
+async def refuse_too_long(message: UserMessage) -> None:
+    logger.warning("refused a message of %d characters from conversation %s (limit %d)",
+                   len(message.text or ""), message.sender_id, max_message_chars())
+    if message.output_channel is not None:
+        await message.output_channel.send_text_message(
+            message.sender_id, system_message("message_too_long").format(max_chars=max_message_chars()))
+
+
 def polite(on_new_message: MessageHandler) -> MessageHandler:
     """Runs the turn; on an error or an unexplained silence, tells the shopper to resend."""
 
     async def handle(message: UserMessage) -> Any:
+        if too_long(message):  # before NLU and before storage
+            await refuse_too_long(message)
+            return None
         message.text = _LONE_SURROGATE.sub("\ufffd", message.text or "")
         inner = message.output_channel
         counting = CountingOutputChannel(inner) if inner is not None else None

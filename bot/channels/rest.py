@@ -1,5 +1,7 @@
 """Rasa's REST channel (/webhooks/rest/webhook), answering politely when a turn fails.
 
+The sender id is limited to [A-Za-z0-9_-]{1,64}, so a REST client can never name another channel's
+conversation (`wx:<openid>`, `web:<session>`; bot.channels.conversation_ids).
 A body that is not {"sender": "<id>", "message": "<text>"} gets HTTP 400 with a JSON error
 (stock Rasa answers some with HTTP 500 and others with silence). Messages from a flooding
 sender are limited before NLU runs (bot.channels.throttle).
@@ -14,10 +16,11 @@ from sanic import Blueprint, response
 from sanic.exceptions import InvalidUsage
 from sanic.request import Request
 
+from bot.channels.conversation_ids import REST_NAMESPACE, valid_id
 from bot.channels.polite import MessageHandler, polite, system_message
-from bot.channels.throttle import shared_limiter, throttled
+from bot.channels.throttle import limit_body_size, shared_limiter, throttled
 
-MAX_SENDER_CHARS = 128
+MAX_SENDER_CHARS = 64
 # Metadata only a channel may set, server side: the REST channel drops these from a client's body
 # (a REST client must not claim a WeChat openid) and sets `client_ip` itself.
 RESERVED_METADATA = ("wechat_openid", "client_ip")
@@ -27,9 +30,8 @@ def malformed(body: Any) -> Optional[str]:
     """Why a webhook body is not a message, or None when it is one."""
     if not isinstance(body, dict):
         return "the body must be a JSON object"
-    sender = body.get("sender")
-    if not isinstance(sender, str) or not sender.strip() or len(sender) > MAX_SENDER_CHARS:
-        return f"'sender' must be a non-empty string of at most {MAX_SENDER_CHARS} characters"
+    if not valid_id(body.get("sender")):  # never a `wx:` or `web:` conversation (bot.channels.conversation_ids)
+        return f"'sender' must be 1 to {MAX_SENDER_CHARS} of the characters A-Z a-z 0-9 _ -"
     if not isinstance(body.get("message"), str):
         return "'message' must be a string"
     if not isinstance(body.get("metadata") or {}, dict):
@@ -57,6 +59,9 @@ class PoliteRestInput(RestInput):
         metadata["client_ip"] = request.remote_addr or request.ip  # remote_addr: from trusted proxies only
         return metadata
 
+    async def _extract_sender(self, request: Request) -> Optional[Text]:
+        return REST_NAMESPACE + request.json.get("sender", None)
+
     def blueprint(self, on_new_message: MessageHandler) -> Blueprint:
         blueprint = super().blueprint(throttled(polite(on_new_message), shared_limiter()))
 
@@ -70,4 +75,4 @@ class PoliteRestInput(RestInput):
                 error = "the body must be JSON"
             return bad_request(error) if error else None
 
-        return blueprint
+        return limit_body_size(blueprint)

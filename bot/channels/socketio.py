@@ -8,13 +8,16 @@ payloads go out as `bot_uttered` events of the form {"custom": {...}}, like text
 A `user_uttered` event that is not {"message": "<text>", ...} gets a polite reply instead of an
 exception (Rasa builds the message before any wrapper could catch it), and messages from a
 flooding sender are limited before NLU runs (bot.channels.throttle).
+
+Conversations are `web:<session>`: the server issues the session, signed, in `session_confirm`, and
+resumes one only with its signature (bot.channels.conversation_ids); the socket joins that room.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any, AsyncIterator, Dict, Optional, Text
+from typing import Any, AsyncIterator, Callable, Dict, Optional, Text
 
 import socketio
 from rasa.core.channels.channel import OutputChannel, UserMessage
@@ -22,8 +25,9 @@ from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from redis.exceptions import RedisError
 from sanic import Blueprint
 
+from bot.channels.conversation_ids import new_session, session_secret, verify_session, web_conversation
 from bot.channels.polite import MessageHandler, polite, system_message
-from bot.channels.throttle import shared_limiter, throttled
+from bot.channels.throttle import limit_body_size, shared_limiter, throttled
 from bot.redis_url import async_redis
 from bot.settings import Settings
 
@@ -77,6 +81,19 @@ def _with_payload_output(on_new_message: MessageHandler) -> MessageHandler:
     return handle
 
 
+def origin_check(settings: Settings) -> Callable[[Optional[str]], bool]:
+    """python-socketio's Origin check: exactly the configured origins, and none when none are.
+
+    Always a callable, never a list: python-engineio treats an empty list as "no check at all", so
+    CORS_ORIGINS="" used to let every site connect. A malformed CORS_ORIGINS allows nobody.
+    """
+    try:
+        allowed = frozenset(settings.allowed_origins)
+    except ValueError:
+        allowed = frozenset()
+    return lambda origin: origin in allowed
+
+
 class PoliteSocketIOInput(SocketIOInput):
     # With a Redis URL, bot and agent messages reach a shopper's socket whichever Rasa replica
     # produced them: rooms are shared through python-socketio's Redis client manager.
@@ -90,6 +107,7 @@ class PoliteSocketIOInput(SocketIOInput):
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "PoliteSocketIOInput":
         channel = super().from_credentials(credentials)
         channel.redis_url = (credentials or {}).get("redis_url") or None
+        channel.session_persistence = True  # conversations are signed sessions, never socket ids
         return channel
 
     def _share_rooms_through_redis(self) -> None:
@@ -108,18 +126,50 @@ class PoliteSocketIOInput(SocketIOInput):
         # Rasa turns python-socketio's Origin check off (cors_allowed_origins=[]); browsers may
         # connect only from the configured origins (the web app's by default). Clients that
         # send no Origin (servers, the WeChat bridge, tests) are unaffected.
-        self.sio.eio.cors_allowed_origins = Settings.from_env().cors_origins.split() or []
+        self.sio.eio.cors_allowed_origins = origin_check(Settings.from_env())
         # CORS response headers stay with Sanic-CORS (rasa run --cors), as before: two
         # Access-Control-Allow-Origin headers would make browsers refuse long-polling replies.
         self.sio.eio._cors_headers = lambda environ: []
         handlers = self.sio.handlers[self.namespace or "/"]
         handle_message = handlers[self.user_message_evt]
+        secret = session_secret(Settings.from_env())
+        sio, namespace = self.sio, self.namespace or "/"
+
+        async def join(sid: Text, session: Text) -> Text:
+            conversation = web_conversation(session)
+            sio.enter_room(sid, conversation, namespace=namespace)
+            async with sio.session(sid, namespace=namespace) as saved:
+                saved["conversation"] = conversation
+            return conversation
+
+        async def session_request(sid: Text, data: Any) -> None:
+            # A session is resumed only with its signature; anything else starts a new one. The
+            # room, and the conversation, is `web:<session>` (bot.channels.conversation_ids).
+            token = data.get("session_id") if isinstance(data, dict) else None
+            session = verify_session(token, secret)
+            if session is None:
+                token = new_session(secret)
+                session = verify_session(token, secret)
+            await join(sid, session)
+            await sio.emit("session_confirm", token, room=sid, namespace=namespace)
 
         async def checked(sid: Text, data: Any) -> None:
-            if isinstance(data, dict) and isinstance(data.get("message", ""), (str, type(None))):
-                await handle_message(sid, data)
+            if not (isinstance(data, dict) and isinstance(data.get("message", ""), (str, type(None)))):
+                await sio.emit(self.bot_message_evt, {"text": system_message("bad_request")}, room=sid)
+                return
+            # The conversation is the signed session the message names, else the one this socket
+            # was confirmed in; never a client-chosen id.
+            session = verify_session(data.get("session_id"), secret)
+            if session is not None:
+                conversation = await join(sid, session)
             else:
-                await self.sio.emit(self.bot_message_evt, {"text": system_message("bad_request")}, room=sid)
+                conversation = (await sio.get_session(sid, namespace=namespace)).get("conversation")
+            if conversation is None:
+                await sio.emit(self.bot_message_evt, {"text": system_message("bad_request")}, room=sid)
+                return
+            await handle_message(sid, {**data, "session_id": conversation})
 
+        handlers["session_request"] = session_request
         handlers[self.user_message_evt] = checked
-        return blueprint
+        self.sio.eio.max_http_buffer_size = min(self.sio.eio.max_http_buffer_size, Settings.from_env().max_body_bytes)
+        return limit_body_size(blueprint)

@@ -5,6 +5,10 @@ one Lua script (INCR, and PEXPIRE on the first message of a window), so replicas
 no counter outlives its window. The first message over the limit gets one polite notice; the
 rest of the window is dropped silently, before NLU or the dialogue run. When Redis cannot be
 reached the limiter lets everything through: a shopper is never refused because of an outage.
+
+`limit_body_size` caps the size of every HTTP body and websocket message Rasa accepts
+(MAX_BODY_BYTES; Sanic's own default is 100 MB), so a huge request is refused with HTTP 413 before
+it is read, let alone parsed.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from rasa.core.channels.channel import UserMessage
+from sanic import Blueprint
 
 from bot.channels.polite import MessageHandler, system_message
 from bot.redis_url import async_redis
@@ -84,3 +89,19 @@ def throttled(on_new_message: MessageHandler, limiter: SenderLimiter) -> Message
         return None
 
     return handle
+
+
+def limit_body_size(blueprint: Blueprint) -> Blueprint:
+    """Sets Rasa's app-wide body and websocket-message limits (MAX_BODY_BYTES) before it serves.
+
+    Sanic's protocol reads REQUEST_MAX_SIZE for each new connection, so setting it before the
+    server starts covers every route (channels and Rasa's HTTP API alike).
+    """
+
+    @blueprint.listener("before_server_start")
+    async def set_limits(app: Any, _loop: Any) -> None:
+        limit = Settings.from_env().max_body_bytes
+        app.config.REQUEST_MAX_SIZE = min(app.config.REQUEST_MAX_SIZE, limit)
+        app.config.WEBSOCKET_MAX_SIZE = min(app.config.WEBSOCKET_MAX_SIZE, limit)
+
+    return blueprint

@@ -1,8 +1,8 @@
 """Web-chat routes, mounted on the web app next to the agent console.
 
 The widget talks to Rasa's socket.io channel directly. The web app adds what a browser must not
-do itself: reading the conversation history (the Rasa API token stays here; the random session id
-the widget keeps is the capability), storing uploaded photos, and, for the demo storefront,
+do itself: reading the conversation history (the Rasa API token stays here; the signed session id
+the socket.io channel issued to the widget is the capability, bot.channels.conversation_ids), storing uploaded photos, and, for the demo storefront,
 signing the logged-in customer's token as a store's backend would.
 
 The JSON routes answer cross-origin requests only from CORS_ORIGINS (exact origins), for a widget
@@ -18,12 +18,12 @@ from typing import Any, Dict, List
 
 from aiohttp import web
 
+from bot.channels.conversation_ids import session_secret, verify_session, web_conversation
 from bot.identity import sign_customer_token
 
 HERE = Path(__file__).parent
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 IMAGE_MAGIC = {b"\xff\xd8\xff": "jpg", b"\x89PNG\r\n\x1a\n": "png", b"RIFF": "webp"}
-SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 PUBLIC_PREFIXES = ("/shop", "/widget/", "/chat/", "/uploads/")
 
 
@@ -59,10 +59,20 @@ def history_from_tracker(tracker: Dict[str, Any]) -> List[Dict[str, Any]]:
     return messages
 
 
+class DemoRefused(RuntimeError):
+    """DEMO=1 with production settings: the web app refuses to start."""
+
+
 def setup_webchat(app: web.Application, services_key, config_key) -> None:
+    reason = app[config_key].settings.demo_refused  # the config is set before the routes
+    if reason:
+        raise DemoRefused(reason)
+
     async def shop(request: web.Request) -> web.Response:
         config = request.app[config_key]
-        customer = request.query.get("customer", "")
+        # Only a demo (DEMO=1, which `make run` sets) mints tokens for demo customers: anywhere
+        # else a real store's backend signs its logged-in customer's token, and this page is anonymous.
+        customer = request.query.get("customer", "") if config.settings.demo else ""
         token = ""
         if customer in ("c1001", "c1002") and config.settings.store_signing_secret:
             token = sign_customer_token(customer, config.settings.store_signing_secret)
@@ -74,10 +84,11 @@ def setup_webchat(app: web.Application, services_key, config_key) -> None:
                                        f"connect-src 'self' {config.rasa_public_url} {config.rasa_public_url.replace('http', 'ws', 1)}"})
 
     async def history(request: web.Request) -> web.Response:
-        session_id = request.query.get("session_id", "")
-        if not SESSION_ID.match(session_id):
+        # Only the widget holding the signed session may read it; the conversation is `web:<session>`.
+        session = verify_session(request.query.get("session_id", ""), session_secret(request.app[config_key].settings))
+        if session is None:
             return web.json_response({"error": "bad session id"}, status=400)
-        tracker = await request.app[services_key].rasa.tracker(session_id)
+        tracker = await request.app[services_key].rasa.tracker(web_conversation(session))
         return web.json_response({"messages": history_from_tracker(tracker)},
                                  headers=cors_headers(request, request.app[config_key].settings))
 

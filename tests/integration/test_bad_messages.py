@@ -95,12 +95,12 @@ def test_binary_garbage_gets_a_polite_reply_and_is_stored(stack):
 
 
 @pytest.mark.parametrize("alphabet", ["latin-1", "cjk"])
-def test_a_10000_character_message_is_answered_quickly_without_stalling_others(stack, alphabet):
+def test_a_message_at_the_length_limit_is_answered_quickly_without_stalling_others(stack, alphabet):
     rng, sender = random.Random(10_000), new_sender()
     if alphabet == "cjk":
-        text = "".join(chr(rng.randrange(0x4E00, 0x9FA5)) for _ in range(10_000))
+        text = "".join(chr(rng.randrange(0x4E00, 0x9FA5)) for _ in range(2000))
     else:
-        text = "".join(chr(rng.randrange(0x21, 0x100)) for _ in range(10_000))
+        text = "".join(chr(rng.randrange(0x21, 0x100)) for _ in range(2000))
     others = []
 
     def other_shopper():
@@ -119,6 +119,14 @@ def test_a_10000_character_message_is_answered_quickly_without_stalling_others(s
     assert user_texts(stack, sender) == [text]  # kept whole, though NLU reads both ends only
     (other_took, other_reply), = others
     assert other_took < 5 and matches_response(other_reply["text"], "utter_greet")
+
+
+def test_a_message_over_the_length_limit_gets_the_too_long_reply_and_is_not_stored(stack):
+    sender = new_sender()
+    status, replies = post(stack, message("退" * 2001, sender))
+    assert status == 200
+    assert [reply["text"] for reply in replies] == [system_message("message_too_long").format(max_chars=2000)]
+    assert user_texts(stack, sender) == []
 
 
 def test_a_rest_client_cannot_pass_for_the_wechat_channel(stack):

@@ -19,14 +19,35 @@ async def converse(stack, session_id: str, text: str, expected_replies: int = 1)
         return [await asyncio.wait_for(replies.get(), timeout=30) for _ in range(expected_replies)]
 
 
-async def test_socketio_replies_and_keeps_the_session_across_reconnects(stack):
-    session_id = uuid.uuid4().hex
-    (greeting,) = await converse(stack, session_id, "你好")
+async def signed_converse(stack, token, text: str):
+    """Like the widget: asks for a session (resuming `token` if given), then talks in the one issued."""
+    client, replies, confirmed = socketio.AsyncClient(reconnection=False), asyncio.Queue(), asyncio.Queue()
+    client.on("bot_uttered", replies.put)
+    client.on("session_confirm", confirmed.put)
+    await client.connect(f"http://127.0.0.1:{stack.rasa_port}", transports=["websocket"], socketio_path="/socket.io")
+    try:
+        await client.emit("session_request", {"session_id": token})
+        issued = await asyncio.wait_for(confirmed.get(), timeout=10)
+        await client.emit("user_uttered", {"message": text, "session_id": issued})
+        return issued, await asyncio.wait_for(replies.get(), timeout=30)
+    finally:
+        await client.disconnect()
+
+
+async def test_socketio_replies_and_keeps_the_signed_session_across_reconnects(stack):
+    token, greeting = await signed_converse(stack, None, "你好")
     assert matches_response(greeting["text"], "utter_greet")
-    (thanks,) = await converse(stack, session_id, "谢谢")  # a new socket, the same conversation
-    assert matches_response(thanks["text"], "utter_thanks")
-    events = stack.api(f"/conversations/{session_id}/tracker", token=stack.token)["events"]
+    again, thanks = await signed_converse(stack, token, "谢谢")  # a new socket, the same conversation
+    assert again == token and matches_response(thanks["text"], "utter_thanks")
+    conversation = "web:" + token.split(".")[0]
+    events = stack.api(f"/conversations/{conversation}/tracker", token=stack.token)["events"]
     assert [e["text"] for e in events if e["event"] == "user"] == ["你好", "谢谢"]
+
+
+async def test_a_session_id_without_its_signature_starts_a_new_conversation(stack):
+    token, _ = await signed_converse(stack, None, "你好")
+    issued, _ = await signed_converse(stack, token.split(".")[0], "谢谢")  # the id alone, as in a log
+    assert issued != token and issued.split(".")[0] != token.split(".")[0]
 
 
 async def test_rights_answers_reach_socket_clients_with_their_citation_payload(stack):

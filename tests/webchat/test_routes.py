@@ -20,7 +20,8 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 async def web(redis_url, aiohttp_server, aiohttp_client, tmp_path):
     rasa = FakeRasa()
     rasa_server = await aiohttp_server(rasa.app())
-    settings = Settings.from_env({"XIAOBAO_VAR_DIR": str(tmp_path), "STORE_SIGNING_SECRET": "shop-secret"})
+    settings = Settings.from_env({"XIAOBAO_VAR_DIR": str(tmp_path), "STORE_SIGNING_SECRET": "shop-secret",
+                                 "DEMO": "1"})
     config = ConsoleConfig(redis_url=redis_url, rasa_url=str(rasa_server.make_url("")), rasa_token=RASA_TOKEN,
                            session_key=Fernet.generate_key(), settings=settings, rasa_public_url="http://127.0.0.1:5999")
     return await aiohttp_client(create_app(config)), rasa
@@ -44,18 +45,22 @@ async def test_widget_files_are_served_without_login(web):
         assert (await client.get(path)).status == 200
 
 
-async def test_history_lists_the_conversation_for_its_session_only(web):
+async def test_history_lists_the_conversation_for_its_signed_session_only(web):
+    from bot.channels.conversation_ids import sign_session
+
     client, rasa = web
-    rasa.events["a" * 32] = [
+    token = sign_session("a" * 32, "shop-secret")  # what the socket.io channel issues (same secret)
+    rasa.events["web:" + "a" * 32] = [
         {"event": "user", "text": "你好"},
         {"event": "bot", "text": "您好", "data": {"buttons": [{"title": "好", "payload": "/affirm"}]}},
         {"event": "user", "text": "/affirm"},
         {"event": "bot", "text": "👩‍💼 人工客服alice：您好", "metadata": {"sent_by": "agent"}},
     ]
-    history = await (await client.get("/chat/history?session_id=" + "a" * 32)).json()
+    history = await (await client.get("/chat/history?session_id=" + token)).json()
     assert [(m["from"], m["text"]) for m in history["messages"]] == [
         ("user", "你好"), ("bot", "您好"), ("agent", "👩‍💼 人工客服alice：您好")]
     assert (await client.get("/chat/history?session_id=../../x")).status == 400
+    assert (await client.get("/chat/history?session_id=" + "a" * 32)).status == 400  # the id without its signature
 
 
 async def test_photo_upload_checks_type_and_size(web):

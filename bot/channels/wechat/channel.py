@@ -37,6 +37,7 @@ from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 
+from bot.channels.conversation_ids import openid_of, wechat_conversation
 from bot.channels.polite import polite, system_message
 from bot.channels.throttle import SenderLimiter, Verdict
 from bot.channels.wechat.client import WeChatApi, WeChatApiError, WeChatUndeliverable
@@ -66,13 +67,15 @@ class WeChatOutput(OutputChannel):
     def name(cls) -> Text:
         return "wechat"
 
-    async def _deliver(self, openid: str, text: str) -> None:
+    async def _deliver(self, recipient_id: str, text: str) -> None:
+        # recipient_id is the conversation id (`wx:<openid>`, bot.channels.conversation_ids)
+        conversation, openid = wechat_conversation(recipient_id), openid_of(recipient_id)
         try:
             await self.api.send_text(openid, text)
         except WeChatUndeliverable as error:
             logger.warning("WeChat refused delivery to a shopper (%s); kept for agents", error.errcode)
             await self.redis.rpush(f"{PREFIX}undelivered:{openid}", json.dumps({"text": text, "errcode": error.errcode}, ensure_ascii=False))
-            ticket = await TicketStore(self.redis).open_ticket_for(openid)
+            ticket = await TicketStore(self.redis).open_ticket_for(conversation)
             if ticket is not None:
                 await TicketStore(self.redis).add_note(ticket.id, "微信", f"未送达（{error.errcode}）：{text}")
 
@@ -81,7 +84,7 @@ class WeChatOutput(OutputChannel):
 
     async def send_text_with_buttons(self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]], **kwargs: Any) -> None:
         options = "\n".join(f"{n}. {b['title']}" for n, b in enumerate(buttons, 1))
-        await self.redis.set(f"{PREFIX}options:{recipient_id}", json.dumps([b["payload"] for b in buttons]), ex=OPTIONS_TTL_S)
+        await self.redis.set(f"{PREFIX}options:{openid_of(recipient_id)}", json.dumps([b["payload"] for b in buttons]), ex=OPTIONS_TTL_S)
         await self._deliver(recipient_id, f"{text}\n{options}\n（回复数字即可选择）")
 
     async def send_image_url(self, recipient_id: Text, image: Text, **kwargs: Any) -> None:
@@ -204,7 +207,7 @@ class WeChatInput(InputChannel):
             except (WeChatParseError, ValueError):
                 return response.text("bad request", status=400)
             if message.kind in HANDLED_KINDS and await self._first_time(message):
-                verdict = await self.limiter.check(message.from_user)
+                verdict = await self.limiter.check(wechat_conversation(message.from_user))
                 if verdict is Verdict.ALLOWED:
                     self._in_background(self._process(message, handle))
                 elif verdict is Verdict.NOTIFY:
@@ -239,7 +242,7 @@ class WeChatInput(InputChannel):
             if text is None:
                 return
             self._in_background(self.api.typing(openid))  # cosmetic: the turn never waits for it
-            await handle(UserMessage(text, output, openid, input_channel=self.name(),
+            await handle(UserMessage(text, output, wechat_conversation(openid), input_channel=self.name(),
                                      metadata={**metadata, "wechat_openid": openid}))
         except WeChatApiError as error:
             logger.error("WeChat API error while handling a push: %s", error)

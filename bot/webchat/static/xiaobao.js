@@ -16,12 +16,10 @@
   };
   const MAX_IMAGE = 5 * 1024 * 1024;
   const IMAGE_TYPES = ["image/jpeg", "image/png", "image/webp"];
+  // The session is issued by the server, signed (`<id>.<signature>`), in `session_confirm`: the
+  // signature is the secret that lets this browser, and nobody else, resume it and read its history.
   const storageKey = "xiaobao.session";
-  let sessionId = localStorage.getItem(storageKey);
-  if (!sessionId) {
-    sessionId = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
-    localStorage.setItem(storageKey, sessionId);
-  }
+  let sessionId = localStorage.getItem(storageKey) || "";
 
   function el(tag, attrs, text) {
     const node = document.createElement(tag);
@@ -100,7 +98,10 @@
   let socket;
   function connect() {
     socket = io(socketUrl, { transports: ["websocket"], reconnection: true });
-    socket.on("connect", () => { error.textContent = ""; socket.emit("session_request", { session_id: sessionId }); });
+    socket.on("connect", () => { error.textContent = ""; socket.emit("session_request", { session_id: sessionId || null }); });
+    socket.on("session_confirm", (issued) => {
+      if (typeof issued === "string" && issued !== sessionId) { sessionId = issued; localStorage.setItem(storageKey, issued); }
+    });
     socket.on("disconnect", () => { error.textContent = T.offline; });
     socket.on("bot_uttered", (message) => {
       typing.textContent = "";
@@ -144,14 +145,14 @@
     if (picked.size > MAX_IMAGE) { error.textContent = T.tooBig; return; }
     const body = new FormData();
     body.append("image", picked);
-    const response = await fetch(appOrigin + "/chat/upload", { method: "POST", body: body });
+    const response = await fetch(appOrigin + "/chat/upload?session_id=" + encodeURIComponent(sessionId), { method: "POST", body: body });
     const data = await response.json();
     if (!response.ok) { error.textContent = data.error; return; }
     addMessage({ from: "user", text: T.photoSent });
     emit("", [data.url]);
   };
 
-  fetch(appOrigin + "/chat/history?session_id=" + encodeURIComponent(sessionId))
+  if (sessionId) fetch(appOrigin + "/chat/history?session_id=" + encodeURIComponent(sessionId))
     .then((response) => response.ok ? response.json() : { messages: [] })
     .then((data) => { for (const m of data.messages) addMessage(m, { history: true }); })
     .catch(() => {});
