@@ -63,6 +63,11 @@ class Settings:
     upload_bytes_per_sender_day: int = 50 * 1024 * 1024
     uploads_global_hour: int = 1000
     upload_bytes_global_day: int = 2 * 1024 * 1024 * 1024
+    # The agent console: TRUSTED_PROXIES (comma-separated IPs) are the peers whose
+    # X-Forwarded-Proto / X-Forwarded-For are believed (cookies Secure over HTTPS, the client IP
+    # for login limits); CONSOLE_ORIGINS (exact origins) may open /ws besides the console's own.
+    trusted_proxies: Tuple[str, ...] = ()
+    console_origins: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
@@ -95,6 +100,8 @@ class Settings:
             upload_bytes_per_sender_day=int(env.get("UPLOAD_BYTES_PER_SENDER_DAY", str(50 * 1024 * 1024))),
             uploads_global_hour=int(env.get("UPLOADS_GLOBAL_HOUR", "1000")),
             upload_bytes_global_day=int(env.get("UPLOAD_BYTES_GLOBAL_DAY", str(2 * 1024 * 1024 * 1024))),
+            trusted_proxies=tuple(a.strip() for a in env.get("TRUSTED_PROXIES", "").split(",") if a.strip()),
+            console_origins=env.get("CONSOLE_ORIGINS", ""),
         )
 
     @property

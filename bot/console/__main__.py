@@ -6,6 +6,7 @@
                                               first `make run` too: without REDIS_URL and with
                                               no embedded Redis running, it starts that Redis
                                               (var/redis) for the moment it needs it
+  python -m bot.console remove-agent NAME     delete an agent; their console sessions end at once
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from aiohttp import web
 
 from bot.console.app import ConsoleConfig, create_app
 from bot.privacy import install_log_masking
-from bot.settings import Settings, api_token, console_session_key, redis_password
+from bot.settings import Settings, api_token, console_session_key, parse_origins, redis_password
 
 
 def embedded_redis_url(settings: Settings) -> str:
@@ -45,7 +46,8 @@ def config_from_env(settings: Settings) -> ConsoleConfig:
         rasa_token=token, session_key=session_key,
         secure_cookie=os.environ.get("CONSOLE_SECURE_COOKIE", "false").lower() == "true",
         rasa_public_url=os.environ.get("RASA_PUBLIC_URL", f"http://127.0.0.1:{settings.rasa_port}"),
-        settings=settings,
+        settings=settings, trusted_proxies=settings.trusted_proxies,
+        allowed_origins=parse_origins(settings.console_origins.replace(",", " ")),
     )
 
 
@@ -75,6 +77,18 @@ def redis_for_setup(settings: Settings) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()  # SIGTERM: redis writes its append-only file before it exits
+
+
+async def remove_agent(settings: Settings, name: str, redis_url: str = "") -> bool:
+    """Deletes the agent and ends their console sessions at once, on every replica."""
+    from bot.console.agents import AgentStore
+    from bot.redis_url import async_redis
+
+    client = async_redis(redis_url or config_from_env(settings).redis_url)
+    try:
+        return await AgentStore(client).remove(name)
+    finally:
+        await client.aclose() if hasattr(client, "aclose") else await client.close()
 
 
 async def add_agent(settings: Settings, name: str, password: str, redis_url: str = "") -> None:
@@ -109,6 +123,11 @@ def main(argv: list) -> int:
             asyncio.run(add_agent(settings, argv[1], password, redis_url))
         print(f"agent {argv[1]} saved")
         return 0
+    if argv[:1] == ["remove-agent"] and len(argv) == 2:
+        with redis_for_setup(settings) as redis_url:
+            removed = asyncio.run(remove_agent(settings, argv[1], redis_url))
+        print(f"agent {argv[1]} removed; their console sessions are ended" if removed else f"no agent {argv[1]}")
+        return 0 if removed else 1
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -92,9 +92,29 @@ class AgentStore:
         await self._redis.hset(self._prefix + "agents", name, _hasher.hash(password))
 
     async def remove(self, name: str) -> bool:
-        """Deletes the agent; True if there was one. (The console's sessions of that agent are
-        ended by bot.console.app.end_sessions_of.)"""
-        return bool(await self._redis.hdel(self._prefix + "agents", name))
+        """Deletes the agent and ends every console session they have; True if there was one."""
+        removed = bool(await self._redis.hdel(self._prefix + "agents", name))
+        await self.end_sessions(name)
+        return removed
+
+    # Console sessions live in Redis (bot.console.app.ServerSessionStorage): one key per session,
+    # with the session's lifetime as TTL, and per agent a set of their sessions' keys.
+    def session_key(self, digest: str) -> str:
+        return f"{self._prefix}session:{digest}"
+
+    def sessions_index(self, name: str) -> str:
+        return f"{self._prefix}agent-sessions:{name}"
+
+    async def end_sessions(self, name: str) -> int:
+        """Ends every console session of the agent, on every replica at once; how many."""
+        index = self.sessions_index(name)
+        digests = [d.decode() for d in await self._redis.smembers(index)]
+        pipe = self._redis.pipeline(transaction=True)
+        for digest in digests:
+            pipe.delete(self.session_key(digest))
+        pipe.delete(index)
+        results = await pipe.execute()
+        return sum(int(r) for r in results[:-1])
 
     async def names(self) -> list:
         return sorted(n.decode() for n in await self._redis.hkeys(self._prefix + "agents"))

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
+import hmac
 import io
 import json
 import logging
 import re
 import secrets
+import time
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -25,9 +28,7 @@ import jinja2
 import redis.asyncio as aioredis
 import yaml
 from aiohttp import WSMsgType, web
-from aiohttp_session import get_session, new_session, setup as setup_session
-from aiohttp_session.cookie_storage import EncryptedCookieStorage
-from cryptography.fernet import Fernet
+from aiohttp_session import AbstractStorage, Session, get_session, new_session, setup as setup_session
 from redis.exceptions import RedisError
 
 from bot.console.agents import AgentStore
@@ -62,8 +63,8 @@ class ConsoleConfig:
     redis_url: str
     rasa_url: str
     rasa_token: str
-    session_key: bytes  # 32 url-safe base64 bytes (a Fernet key)
-    secure_cookie: bool = False
+    session_key: bytes  # 32 url-safe base64 bytes; keys the Redis names of sessions (HMAC of the cookie)
+    secure_cookie: bool = False  # True: always Secure; else Secure whenever the request came over HTTPS
     poll_interval_s: float = 1.0  # how often a watched conversation's transcript is re-read
     refresh_interval_s: float = 30.0  # a full queue refresh, in case a pushed change was missed
     sla_interval_s: float = 5.0
@@ -160,9 +161,77 @@ class Services:
     feed: TicketFeed
 
 
+SESSION_MAX_AGE_S = 8 * 3600
+LOGIN_CSRF_COOKIE = "xb_login"
+SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{43}$")  # secrets.token_urlsafe(32)
+
+
+class ServerSessionStorage(AbstractStorage):
+    """Console sessions on the server, so that they can be ended: the cookie holds a random id
+    only; the session lives in Redis under an HMAC of that id (a copy of Redis holds no usable
+    cookie), with its remaining lifetime as TTL, and is listed in its agent's set of sessions, so
+    that removing the agent (AgentStore.remove) ends them all. The cookie is HttpOnly,
+    SameSite=Strict, and Secure whenever the request came over HTTPS (see is_https)."""
+
+    def __init__(self, app: web.Application, config: "ConsoleConfig") -> None:
+        super().__init__(cookie_name="xb_console", max_age=SESSION_MAX_AGE_S, httponly=True, samesite="Strict")
+        self._app, self._hmac_key = app, config.session_key
+
+    def _agents(self) -> AgentStore:
+        return self._app[SERVICES].agents
+
+    def _digest(self, session_id: str) -> str:
+        return hmac.new(self._hmac_key, session_id.encode(), hashlib.sha256).hexdigest()
+
+    async def load_session(self, request: web.Request) -> Session:
+        session_id = self.load_cookie(request)
+        if not session_id or not SESSION_ID.match(session_id):
+            return Session(None, data=None, new=True, max_age=self.max_age)
+        stored = await self._agents()._redis.get(self._agents().session_key(self._digest(session_id)))
+        try:
+            data = json.loads(stored) if stored is not None else None
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            return Session(None, data=None, new=True, max_age=self.max_age)
+        return Session(session_id, data=data, new=False, max_age=self.max_age)
+
+    async def forget(self, session: Session) -> None:
+        """Deletes a session from Redis (a logout, or the anonymous session a login replaces)."""
+        if session.identity:
+            digest = self._digest(str(session.identity))
+            agents = self._agents()
+            await agents._redis.delete(agents.session_key(digest))
+            agent = session.get("agent")
+            if agent:
+                await agents._redis.srem(agents.sessions_index(agent), digest)
+
+    async def save_session(self, request: web.Request, response: web.StreamResponse, session: Session) -> None:
+        secure = request.app[CONFIG].secure_cookie or is_https(request)
+        if session.empty:
+            await self.forget(session)
+            response.del_cookie(self.cookie_name, path="/")
+            return
+        session_id = str(session.identity) if session.identity else secrets.token_urlsafe(32)
+        left = int(session.created + SESSION_MAX_AGE_S - time.time())
+        if left <= 0:
+            return
+        agents, digest = self._agents(), self._digest(session_id)
+        pipe = agents._redis.pipeline(transaction=True)
+        pipe.set(agents.session_key(digest), json.dumps(self._get_session_data(session)), ex=left)
+        agent = session.get("agent")
+        if agent:
+            pipe.sadd(agents.sessions_index(agent), digest)
+            pipe.expire(agents.sessions_index(agent), SESSION_MAX_AGE_S)
+        await pipe.execute()
+        response.set_cookie(self.cookie_name, session_id, max_age=left, path="/", httponly=True,
+                            samesite="Strict", secure=secure)
+
+
 CONFIG = web.AppKey("config", ConsoleConfig)
 SERVICES = web.AppKey("services", Services)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
+SESSION_STORAGE = web.AppKey("session_storage", ServerSessionStorage)
 
 
 @lru_cache(maxsize=1)
@@ -303,6 +372,17 @@ def is_https(request: web.Request) -> bool:
     return False
 
 
+def origin_allowed(request: web.Request) -> bool:
+    """A browser's WebSocket names the page's origin: only the console's own (the scheme it was
+    reached by and its Host) and the configured CONSOLE_ORIGINS may open /ws. No Origin at all is
+    not a browser, so not cross-site request forgery; it still needs the session cookie."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    own = f"{'https' if is_https(request) else 'http'}://{request.host}".lower()
+    return origin.lower() in {own, *(o.lower() for o in request.app[CONFIG].allowed_origins)}
+
+
 def json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
@@ -316,6 +396,8 @@ async def auth_and_csrf(request: web.Request, handler):
     if request.path in PUBLIC or request.path.startswith(PUBLIC_PREFIXES):
         return await handler(request)  # the login page and the shoppers' web chat
     session = await get_session(request)
+    if session.get("agent") and not await request.app[SERVICES].agents.exists(session["agent"]):
+        session.invalidate()  # the agent was removed: whatever session is left ends here
     if not session.get("agent"):
         if request.path.startswith(("/api/", "/ws")):
             return json_error(401, "not logged in")
@@ -349,15 +431,21 @@ def render(request: web.Request, name: str, **context: Any) -> web.Response:
 
 
 async def login_page(request: web.Request) -> web.Response:
-    session = await get_session(request)
-    session.setdefault("login_csrf", secrets.token_urlsafe(24))
-    return render(request, "login.html", csrf=session["login_csrf"], error=request.query.get("error"))
+    # The login form's CSRF token is a double-submit cookie (SameSite=Strict), not a session:
+    # visitors who have not logged in create nothing in Redis.
+    token = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not SESSION_ID.match(token):
+        token = secrets.token_urlsafe(32)
+    response = render(request, "login.html", csrf=token, error=request.query.get("error"))
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, path="/login", httponly=True, samesite="Strict",
+                        secure=request.app[CONFIG].secure_cookie or is_https(request))
+    return response
 
 
 async def login(request: web.Request) -> web.Response:
     form = await request.post()
-    session = await get_session(request)
-    if not secrets.compare_digest(str(form.get("csrf", "")), session.get("login_csrf", "")):
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not cookie or not secrets.compare_digest(str(form.get("csrf", "")), cookie):
         return json_error(403, "missing or wrong CSRF token")
     agents = request.app[SERVICES].agents
     name, ip = str(form.get("name", "")), client_ip(request)
@@ -368,6 +456,8 @@ async def login(request: web.Request) -> web.Response:
     if not await agents.verify(name, str(form.get("password", ""))):
         raise web.HTTPFound("/login?error=1")
     await agents.login_succeeded(name, ip)
+    storage = request.app[SESSION_STORAGE]
+    await storage.forget(await get_session(request))  # any earlier session of this browser ends
     session = await new_session(request)  # a fresh session id on login: no fixation
     session["agent"], session["csrf"] = name, secrets.token_urlsafe(24)
     raise web.HTTPFound("/")
@@ -527,6 +617,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     """Pushes the queue when a ticket changes (the feed), and the watched conversation: at once
     when its ticket changes, and when its transcript changes (re-read every poll interval). The
     whole queue is also re-sent every refresh interval, in case a change was missed."""
+    if not origin_allowed(request):  # a page of another site, riding on the agent's cookie
+        return json_error(403, "cross-origin WebSocket refused")
     agent = await current_agent(request)
     services, config = request.app[SERVICES], request.app[CONFIG]
     ws = web.WebSocketResponse(heartbeat=20)
@@ -643,8 +735,8 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(config: ConsoleConfig) -> web.Application:
     app = web.Application(middlewares=[errors])
-    setup_session(app, EncryptedCookieStorage(Fernet(config.session_key), cookie_name="xb_console", httponly=True,
-                                              secure=config.secure_cookie, samesite="Strict", max_age=8 * 3600))
+    app[SESSION_STORAGE] = storage = ServerSessionStorage(app, config)
+    setup_session(app, storage)
     app.middlewares.append(auth_and_csrf)
     app[CONFIG] = config
     app[TEMPLATES] = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
