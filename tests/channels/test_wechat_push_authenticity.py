@@ -54,7 +54,7 @@ def openid(tag: str) -> str:
 
 async def nothing_processed(endpoint, *openids: str) -> None:
     await asyncio.sleep(0.3)  # processing happens in the background after the answer
-    assert not any(sender in openids for sender in endpoint.shop.senders)
+    assert not any(sender in openids for sender in endpoint.shop.senders)  # the openids that reached the agent
     assert all(endpoint.fake.texts_to(o) == [] for o in openids)
 
 

@@ -35,7 +35,7 @@ class Shop:
 
     async def handle_message(self, message) -> None:
         self.received.append(message.text)
-        self.senders.append(message.sender_id)
+        self.senders.append((message.metadata or {}).get("wechat_openid"))  # the conversation id is namespaced
         await message.output_channel.send_response(message.sender_id, {"text": f"收到：{message.text}"})  # as Rasa does
 
 

@@ -29,8 +29,9 @@ from tests.conftest import configured_or_embedded_redis, free_port
 READY_TIMEOUT_S = 240
 HUMAN_PACE_S = 0.25
 SIGNING_SECRET = "integration-test-signing-secret"
+# 安全模式, as production should run: pushes are encrypted and signed with msg_signature.
 WECHAT = {"WECHAT_TOKEN": "xiaobao-test-token", "WECHAT_APPID": "wxtestappid00001", "WECHAT_SECRET": "wechat-secret",
-          "WECHAT_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"}
+          "WECHAT_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "WECHAT_ORIGINAL_ID": "gh_test"}
 
 
 @dataclass
