@@ -164,6 +164,28 @@ def failed_step(tracker: Tracker, dispatcher: CollectingDispatcher, response: st
     return {**cleared, "form_failures": failures}
 
 
+async def photo_is_ours(tracker: Tracker, reference: str) -> bool:
+    """True when the photo is an upload this conversation made, never any string a client sends.
+
+    Web uploads are recorded by the upload route (bot.webchat.routes); a WeChat photo is stored by
+    the WeChat channel itself, so one in the latest message of that channel is this sender's.
+    An upload recorded without a conversation belongs to the first conversation that uses it.
+    """
+    name = limits.upload_name(reference)
+    if name is None:
+        return False
+    redis = services.limits_redis()
+    latest = services.latest_user_event(tracker)
+    try:
+        if (reference.startswith("wechat-media:") and latest.get("input_channel") == services.WECHAT_CHANNEL
+                and reference in ((latest.get("metadata") or {}).get("attachments") or [])):
+            await limits.record_upload(redis, name, tracker.sender_id)
+        return await limits.claim_upload(redis, name, tracker.sender_id)
+    except (RedisError, OSError) as error:
+        logger.warning("could not check a photo's upload record (%s); not accepting it", error)
+        return False
+
+
 class ValidateReturnForm(FormValidationAction):
     def name(self) -> Text:
         return "validate_return_form"
@@ -300,6 +322,13 @@ class ValidateReturnForm(FormValidationAction):
         return {}
 
     async def validate_return_evidence(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        value = [v for v in value or [] if isinstance(v, str)]
+        refused = [v for v in value if v.startswith("photo:") and not await photo_is_ours(tracker, v[len("photo:"):])]
+        if refused:
+            value = [v for v in value if v not in refused]
+            if not value:
+                return failed_step(tracker, dispatcher, "utter_evidence_photo_unknown", return_evidence=None)
+            dispatcher.utter_message(response="utter_evidence_photo_unknown")
         has_photo = any(v.startswith("photo:") for v in value or [])
         described = sum(len(v) - len("text:") for v in value or [] if v.startswith("text:"))
         if has_photo or described >= EVIDENCE_MIN_CHARS:

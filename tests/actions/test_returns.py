@@ -92,8 +92,9 @@ async def test_wrong_digits_reset_and_a_second_failure_hands_over(system, monkey
 async def test_a_one_word_description_is_not_enough_evidence(system, monkeypatch, dispatcher, domain):
     assert await validate(monkeypatch, dispatcher, domain, "return_evidence", ["text:坏"]) == {
         "return_evidence": None, "form_failures": 1}
-    assert await validate(monkeypatch, dispatcher, domain, "return_evidence", ["photo:https://x/1.jpg"]) == {
-        "return_evidence": ["photo:https://x/1.jpg"]}
+    photo = f"photo:https://x/uploads/{uuid.uuid4().hex}.jpg"  # an upload of this conversation
+    await limits.record_upload(services.limits_redis(), photo.rsplit("/", 1)[1], "s1")
+    assert await validate(monkeypatch, dispatcher, domain, "return_evidence", [photo]) == {"return_evidence": [photo]}
 
 
 async def test_items_are_read_from_names_and_ordinals(system, monkeypatch, dispatcher, domain):

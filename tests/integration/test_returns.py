@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 
 import pytest
+import redis
 
 from bot.identity import sign_customer_token
 from bot.orders.demo import demo_orders
@@ -95,7 +96,10 @@ def test_quality_return_stores_the_photo_evidence(stack):
     shopper = Shopper(stack, "c1001")
     asked = start_return(shopper, orders()["15"], "电饭煲", "质量问题")
     assert matches_response(asked[0]["text"], "utter_ask_return_evidence")
-    (confirm,) = shopper.say("", attachments=["https://img.example/cooker.jpg"])
+    # A photo the web app stored for this conversation (bot.webchat.routes records each upload).
+    photo = f"http://127.0.0.1/uploads/{uuid.uuid4().hex}.jpg"
+    redis.Redis.from_url(stack.redis_url).set("xb:upload:" + photo.rsplit("/", 1)[1], shopper.sender)
+    (confirm,) = shopper.say("", attachments=[photo])
     assert "更换或修理" in confirm["text"] and "第二十四条" in confirm["text"]
     created = shopper.say("/affirm")
     assert any("编号 R" in m.get("text", "") for m in created)
