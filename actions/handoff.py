@@ -139,8 +139,10 @@ class ActionEscalate(Action):
             f"诉求：{outcome}" if outcome else "", f"订单：{order['order_id']}" if order else "",
         ) if part)[:200]
         store = tickets()
-        if await store.open_ticket_for(tracker.sender_id) is None and not await self._may_open_ticket(tracker):
-            dispatcher.utter_message(response="utter_handoff_busy")
+        urgent = escalation.priority == URGENT
+        if await store.open_ticket_for(tracker.sender_id) is None and not await self._may_open_ticket(tracker, urgent):
+            # A safety incident refused a ticket still gets the emergency advice first.
+            dispatcher.utter_message(response="utter_handoff_busy_urgent" if urgent else "utter_handoff_busy")
             return [SlotSet("complaint_details", None), SlotSet("complaint_outcome", None), SlotSet("form_failures", None)]
         ticket, created = await store.create(
             tracker.sender_id, escalation.category, escalation.priority,
@@ -159,8 +161,10 @@ class ActionEscalate(Action):
         return [SlotSet("complaint_details", None), SlotSet("complaint_outcome", None), SlotSet("form_failures", None),
                 ConversationPaused()]
 
-    async def _may_open_ticket(self, tracker: Tracker) -> bool:
-        """Reserves one new ticket within the limits; False when a limit is reached.
+    async def _may_open_ticket(self, tracker: Tracker, urgent: bool = False) -> bool:
+        """Reserves one new ticket within the limits; False when a limit is reached. A safety
+        incident (urgent) is not held back by the global limit, only by the per-sender and
+        per-IP ones, so a flood elsewhere never keeps an injured shopper from a person.
 
         When Redis cannot be read the ticket is allowed: nobody is refused a person by an outage
         (and the ticket store, in the same Redis, decides then).
@@ -169,7 +173,7 @@ class ActionEscalate(Action):
         ip = client_ip(tracker)
         checks = [("tickets-sender", tracker.sender_id, 3600, TICKETS_PER_SENDER_PER_HOUR),
                   *([("tickets-ip", ip, 3600, TICKETS_PER_IP_PER_HOUR)] if ip else []),
-                  ("tickets-all", "all", 60, TICKETS_PER_MINUTE)]
+                  *([] if urgent else [("tickets-all", "all", 60, TICKETS_PER_MINUTE)])]
         try:
             for n, (kind, subject, window_s, limit) in enumerate(checks):
                 if await limits.hit(redis, kind, subject, window_s) > limit:

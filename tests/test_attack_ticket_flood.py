@@ -80,6 +80,20 @@ async def test_one_conversation_cannot_reopen_ticket_after_ticket(store):
     assert opened <= handoff.TICKETS_PER_SENDER_PER_HOUR if hasattr(handoff, "TICKETS_PER_SENDER_PER_HOUR") else opened <= 3
 
 
+async def test_a_safety_incident_reaches_a_person_during_a_flood(store):
+    for _ in range(GLOBAL_PER_MINUTE * 2):
+        await escalate(f"flood-{uuid.uuid4().hex}")
+    sender = f"injured-{uuid.uuid4().hex}"
+    latest = {"text": "充电宝着火了，孩子手烫伤了", "intent": {"name": "complain", "confidence": 1.0},
+              "entities": [], "metadata": {}}
+    tracker = Tracker(sender, {}, latest, [{"event": "user", "text": latest["text"], "parse_data": latest,
+                                            "input_channel": "rest", "metadata": {}}], False, None, {}, "action_listen")
+    dispatcher = CollectingDispatcher()
+    await handoff.ActionEscalate().run(dispatcher, tracker, {})
+    assert [m["response"] for m in dispatcher.messages] == ["utter_handoff_urgent"]
+    assert (await store.open_ticket_for(sender)).priority == "urgent"
+
+
 async def test_a_shopper_already_queued_is_told_their_place_not_refused(store):
     sender = f"shopper-{uuid.uuid4().hex}"
     first, _ = await escalate(sender)
