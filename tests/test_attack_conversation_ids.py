@@ -19,7 +19,7 @@ import urllib.request
 import pytest
 from cryptography.fernet import Fernet
 
-from bot.channels.conversation_ids import new_session, session_secret, verify_session
+from bot.webchat.conversation_ids import new_session, session_secret, verify_session
 from bot.channels.wechat.channel import WeChatInput
 from bot.channels.wechat.messages import parse
 from bot.console.app import ConsoleConfig, create_app

@@ -1,7 +1,7 @@
 """Rasa's REST channel (/webhooks/rest/webhook), answering politely when a turn fails.
 
 The sender id is limited to [A-Za-z0-9_-]{1,64}, so a REST client can never name another channel's
-conversation (`wx:<openid>`, `web:<session>`; bot.channels.conversation_ids).
+conversation (`wx:<openid>`, `web:<session>`; bot.webchat.conversation_ids).
 A body that is not {"sender": "<id>", "message": "<text>"} gets HTTP 400 with a JSON error
 (stock Rasa answers some with HTTP 500 and others with silence). Messages from a flooding
 sender are limited before NLU runs (bot.channels.throttle).
@@ -16,7 +16,7 @@ from sanic import Blueprint, response
 from sanic.exceptions import InvalidUsage
 from sanic.request import Request
 
-from bot.channels.conversation_ids import REST_NAMESPACE, valid_id
+from bot.webchat.conversation_ids import REST_NAMESPACE, valid_id
 from bot.channels.polite import MessageHandler, polite, system_message
 from bot.channels.throttle import limit_body_size, shared_limiter, throttled
 
@@ -30,7 +30,7 @@ def malformed(body: Any) -> Optional[str]:
     """Why a webhook body is not a message, or None when it is one."""
     if not isinstance(body, dict):
         return "the body must be a JSON object"
-    if not valid_id(body.get("sender")):  # never a `wx:` or `web:` conversation (bot.channels.conversation_ids)
+    if not valid_id(body.get("sender")):  # never a `wx:` or `web:` conversation (bot.webchat.conversation_ids)
         return f"'sender' must be 1 to {MAX_SENDER_CHARS} of the characters A-Z a-z 0-9 _ -"
     if not isinstance(body.get("message"), str):
         return "'message' must be a string"

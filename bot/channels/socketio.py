@@ -10,7 +10,7 @@ exception (Rasa builds the message before any wrapper could catch it), and messa
 flooding sender are limited before NLU runs (bot.channels.throttle).
 
 Conversations are `web:<session>`: the server issues the session, signed, in `session_confirm`, and
-resumes one only with its signature (bot.channels.conversation_ids); the socket joins that room.
+resumes one only with its signature (bot.webchat.conversation_ids); the socket joins that room.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from redis.exceptions import RedisError
 from sanic import Blueprint
 
-from bot.channels.conversation_ids import new_session, session_secret, verify_session, web_conversation
+from bot.webchat.conversation_ids import new_session, session_secret, verify_session, web_conversation
 from bot.channels.polite import MessageHandler, polite, system_message
 from bot.channels.throttle import limit_body_size, shared_limiter, throttled
 from bot.redis_url import async_redis
@@ -144,7 +144,7 @@ class PoliteSocketIOInput(SocketIOInput):
 
         async def session_request(sid: Text, data: Any) -> None:
             # A session is resumed only with its signature; anything else starts a new one. The
-            # room, and the conversation, is `web:<session>` (bot.channels.conversation_ids).
+            # room, and the conversation, is `web:<session>` (bot.webchat.conversation_ids).
             token = data.get("session_id") if isinstance(data, dict) else None
             session = verify_session(token, secret)
             if session is None:

@@ -2,7 +2,7 @@
 
 The widget talks to Rasa's socket.io channel directly. The web app adds what a browser must not
 do itself: reading the conversation history (the Rasa API token stays here; the signed session id
-the socket.io channel issued to the widget is the capability, bot.channels.conversation_ids), storing uploaded photos, and, for the demo storefront,
+the socket.io channel issued to the widget is the capability, bot.webchat.conversation_ids), storing uploaded photos, and, for the demo storefront,
 signing the logged-in customer's token as a store's backend would.
 
 The JSON routes answer cross-origin requests only from CORS_ORIGINS (exact origins), for a widget
@@ -11,17 +11,21 @@ embedded in a storefront on another origin; every other origin gets no CORS head
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from pathlib import Path
 from typing import Any, Dict, List
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
-from bot.channels.conversation_ids import session_secret, verify_session, web_conversation
+from bot.webchat.conversation_ids import session_secret, verify_session, web_conversation
 from bot.identity import sign_customer_token
+from bot.webchat.uploads import UploadQuota, quota_message, sweeper
 
 HERE = Path(__file__).parent
+logger = logging.getLogger(__name__)
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 IMAGE_MAGIC = {b"\xff\xd8\xff": "jpg", b"\x89PNG\r\n\x1a\n": "png", b"RIFF": "webp"}
 PUBLIC_PREFIXES = ("/shop", "/widget/", "/chat/", "/uploads/")
@@ -108,7 +112,20 @@ def setup_webchat(app: web.Application, services_key, config_key) -> None:
         kind = image_kind(data[:16])
         if kind is None:
             return web.json_response({"error": "只支持 JPG、PNG、WebP 图片"}, status=415)
-        folder = request.app[config_key].settings.var_dir / "uploads"
+        settings = request.app[config_key].settings
+        # Quotas per sender (its signed web session, and its IP) and for everyone, reserved before
+        # the file is written (bot.webchat.uploads).
+        signed = verify_session(request.query.get("session_id", ""), session_secret(settings))
+        senders = [f"ip:{request.remote or '?'}"] + ([web_conversation(signed)] if signed else [])
+        try:
+            allowed = await UploadQuota(request.app[services_key].redis, settings).reserve(senders, len(data))
+        except (RedisError, OSError) as error:
+            logger.warning("upload refused, quotas cannot be checked (%s)", error)
+            return web.json_response({"error": quota_message()}, status=503)
+        if not allowed:
+            return web.json_response({"error": quota_message()}, status=429,
+                                     headers=cors_headers(request, settings))
+        folder = settings.uploads_dir
         folder.mkdir(parents=True, exist_ok=True)
         name = f"{uuid.uuid4().hex}.{kind}"
         (folder / name).write_bytes(data)
@@ -119,11 +136,12 @@ def setup_webchat(app: web.Application, services_key, config_key) -> None:
         name = request.match_info["name"]
         if not re.match(r"^[0-9a-f]{32}\.(jpg|png|webp)$", name):
             raise web.HTTPNotFound()
-        path = request.app[config_key].settings.var_dir / "uploads" / name
+        path = request.app[config_key].settings.uploads_dir / name
         if not path.exists():
             raise web.HTTPNotFound()
         return web.FileResponse(path)
 
+    app.cleanup_ctx.append(sweeper(lambda app: app[config_key].settings))  # uploads past their retention
     app.add_routes([
         web.get("/shop", shop), web.get("/chat/history", history), web.post("/chat/upload", upload),
         web.get("/uploads/{name}", uploaded), web.static("/widget", HERE / "static"),

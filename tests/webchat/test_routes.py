@@ -46,7 +46,7 @@ async def test_widget_files_are_served_without_login(web):
 
 
 async def test_history_lists_the_conversation_for_its_signed_session_only(web):
-    from bot.channels.conversation_ids import sign_session
+    from bot.webchat.conversation_ids import sign_session
 
     client, rasa = web
     token = sign_session("a" * 32, "shop-secret")  # what the socket.io channel issues (same secret)

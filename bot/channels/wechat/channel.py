@@ -37,7 +37,7 @@ from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 
-from bot.channels.conversation_ids import openid_of, wechat_conversation
+from bot.webchat.conversation_ids import openid_of, wechat_conversation
 from bot.channels.polite import polite, system_message
 from bot.channels.throttle import SenderLimiter, Verdict
 from bot.channels.wechat.client import WeChatApi, WeChatApiError, WeChatUndeliverable
@@ -68,7 +68,7 @@ class WeChatOutput(OutputChannel):
         return "wechat"
 
     async def _deliver(self, recipient_id: str, text: str) -> None:
-        # recipient_id is the conversation id (`wx:<openid>`, bot.channels.conversation_ids)
+        # recipient_id is the conversation id (`wx:<openid>`, bot.webchat.conversation_ids)
         conversation, openid = wechat_conversation(recipient_id), openid_of(recipient_id)
         try:
             await self.api.send_text(openid, text)
