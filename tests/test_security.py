@@ -144,8 +144,11 @@ async def web(redis_url, aiohttp_server, aiohttp_client, tmp_path):
 
 
 async def test_web_chat_history_allows_only_configured_origins(web):
+    from bot.webchat.conversation_ids import session_secret, sign_session
+
     client, _ = web
-    url = "/chat/history?session_id=" + "s" * 32
+    secret = session_secret(Settings.from_env({"STORE_SIGNING_SECRET": "shop-secret"}))
+    url = "/chat/history?session_id=" + sign_session("s" * 32, secret)  # the widget's signed session
     allowed = await client.get(url, headers={"Origin": SHOP})
     assert allowed.status == 200 and allowed.headers["Access-Control-Allow-Origin"] == SHOP
     assert "Origin" in allowed.headers["Vary"]

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from bot.webchat.conversation_ids import session_secret, verify_session, web_conversation
 from bot.identity import sign_customer_token
+from bot.limits import record_upload
 from bot.webchat.uploads import UploadQuota, quota_message, sweeper
 
 HERE = Path(__file__).parent
@@ -129,6 +130,13 @@ def setup_webchat(app: web.Application, services_key, config_key) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         name = f"{uuid.uuid4().hex}.{kind}"
         (folder / name).write_bytes(data)
+        # Recorded, so that a return's photo evidence can only be an upload of ours, used by one
+        # conversation (the one named here, or else the first to send it: bot.limits.claim_upload).
+        session = verify_session(request.query.get("session_id", ""), session_secret(request.app[config_key].settings))
+        try:
+            await record_upload(request.app[services_key].redis, name, web_conversation(session) if session else None)
+        except (RedisError, OSError) as error:
+            logger.warning("could not record an upload (%s); it cannot serve as a return's evidence", error)
         return web.json_response({"url": f"{request.scheme}://{request.host}/uploads/{name}"},
                                  headers=cors_headers(request, request.app[config_key].settings))
 
