@@ -254,15 +254,18 @@ async def test_a_socket_on_one_replica_gets_messages_sent_by_another(cluster):
         dead.rasa.start()
         dead.rasa.wait_ready(READY_TIMEOUT_S)
     socket_replica, other = cluster.replicas
-    session_id = uuid.uuid4().hex
     client = socketio.AsyncClient(reconnection=False)
     received: "asyncio.Queue[dict]" = asyncio.Queue()
+    confirmed: "asyncio.Queue[str]" = asyncio.Queue()
     client.on("bot_uttered", received.put)
+    client.on("session_confirm", confirmed.put)
     await client.connect(socket_replica.url, transports=["websocket"], socketio_path="/socket.io")
     other_api = RasaApi(other.url, TOKEN)
     try:
-        await client.emit("session_request", {"session_id": session_id})
-        await client.emit("user_uttered", {"message": "你好", "session_id": session_id})
+        await client.emit("session_request", {"session_id": None})
+        token = await asyncio.wait_for(confirmed.get(), timeout=10)  # the signed session the server issues
+        session_id = "web:" + token.split(".")[0]  # the conversation, in the web chat's namespace
+        await client.emit("user_uttered", {"message": "你好", "session_id": token})
         await asyncio.wait_for(received.get(), timeout=30)  # the greeting, from the socket's own replica
         while not received.empty():
             received.get_nowait()
