@@ -13,6 +13,12 @@ import redis as redis_lib
 from bot.redis_server import EmbeddedRedis
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    from tests.sanic_touchup import touch_up_once
+
+    touch_up_once()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -12,31 +12,9 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Callable, List, Optional, Tuple
 
 from rasa.core.channels.channel import UserMessage
-import sanic.app
 from sanic import Sanic
 
 from tests.conftest import free_port
-
-
-def _touch_up_once() -> None:
-    """Sanic 21.12's TouchUp rewrites methods of the Sanic and Http classes (dropping dispatches of
-    signals nobody listens to) and fails when it runs again for a second app in the same process;
-    the rewritten class methods serve every later app, so it runs once."""
-    run = sanic.app.TouchUp.run
-    if getattr(run, "once", False):
-        return
-    done = []
-
-    def once(app: Any) -> None:
-        if not done:
-            done.append(True)
-            try:
-                run(app)
-            except KeyError:  # another test's app touched the classes up already
-                pass
-
-    once.once = True  # type: ignore[attr-defined]
-    sanic.app.TouchUp.run = once
 
 
 @asynccontextmanager
@@ -50,7 +28,6 @@ async def serve_channel(channel: Any, reply: Optional[Callable[[UserMessage], An
             text = reply(message) if reply else f"收到：{message.text[:20]}"
             await message.output_channel.send_text_message(message.sender_id, text)
 
-    _touch_up_once()
     app = Sanic(f"attack_{uuid.uuid4().hex[:8]}")
     app.config.MOTD = False
     # Rasa mounts the input channels under /webhooks/<name>/ (rasa.core.channels.channel.register)

@@ -146,17 +146,24 @@ def matches_response(message_text: str, name: str, **slots: str) -> bool:
 
 
 @asynccontextmanager
-async def socket_session(stack: Stack, session_id: str):
-    """A socket.io client in the conversation `session_id`, with a queue of the bot's replies."""
+async def socket_session(stack: Stack, token: str = None):
+    """A socket.io client, like the widget: it asks for a session (resuming the signed `token` if
+    given) and talks in the one the server issues. Yields the client, a queue of the bot's replies,
+    the issued signed session (to send as `session_id`) and its conversation id (`web:<session>`)."""
     import socketio
+
+    from bot.webchat.conversation_ids import web_conversation
 
     client = socketio.AsyncClient(reconnection=False)
     replies: "asyncio.Queue[dict]" = asyncio.Queue()
+    confirmed: "asyncio.Queue[str]" = asyncio.Queue()
     client.on("bot_uttered", replies.put)
+    client.on("session_confirm", confirmed.put)
     await client.connect(f"http://127.0.0.1:{stack.rasa_port}", transports=["websocket"], socketio_path="/socket.io")
     try:
-        await client.emit("session_request", {"session_id": session_id})
-        yield client, replies
+        await client.emit("session_request", {"session_id": token})
+        issued = await asyncio.wait_for(confirmed.get(), timeout=10)
+        yield client, replies, issued, web_conversation(issued.split(".")[0])
     finally:
         await client.disconnect()
 

@@ -138,8 +138,7 @@ def test_a_rest_client_cannot_pass_for_the_wechat_channel(stack):
 
 
 async def test_socketio_garbage_events_get_a_polite_reply_and_odd_text_an_answer(stack):
-    session_id = uuid.uuid4().hex
-    async with socket_session(stack, session_id) as (client, replies):
+    async with socket_session(stack) as (client, replies, session_id, _):
         for junk in ["not a dict", 12345, [1, 2], {"message": 42, "session_id": session_id}]:
             await client.emit("user_uttered", junk)
             reply = await asyncio.wait_for(replies.get(), timeout=30)

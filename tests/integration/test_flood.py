@@ -97,8 +97,7 @@ def test_a_rest_flood_is_limited_and_other_shoppers_keep_their_pace(stack):
 
 
 async def test_a_socketio_flood_is_limited_with_one_notice(stack):
-    session_id = uuid.uuid4().hex
-    async with socket_session(stack, session_id) as (client, replies):
+    async with socket_session(stack) as (client, replies, session_id, conversation):
         started = time.monotonic()
         for _ in range(FLOOD):
             await client.emit("user_uttered", {"message": "你好", "session_id": session_id})
@@ -110,4 +109,4 @@ async def test_a_socketio_flood_is_limited_with_one_notice(stack):
     assert 1 <= len(greetings) <= PER_SECOND * windows(fired_in)
     assert 1 <= texts.count(system_message("slow_down")) <= windows(fired_in)
     assert len(texts) == len(greetings) + texts.count(system_message("slow_down"))
-    assert user_turns(stack, session_id) == len(greetings)
+    assert user_turns(stack, conversation) == len(greetings)

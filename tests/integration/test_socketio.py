@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
 import socketio
@@ -13,25 +12,17 @@ from tests.integration.conftest import matches_response, socket_session
 pytestmark = pytest.mark.integration
 
 
-async def converse(stack, session_id: str, text: str, expected_replies: int = 1):
-    async with socket_session(stack, session_id) as (client, replies):
+async def converse(stack, text: str, expected_replies: int = 1):
+    async with socket_session(stack) as (client, replies, session_id, _):
         await client.emit("user_uttered", {"message": text, "session_id": session_id})
         return [await asyncio.wait_for(replies.get(), timeout=30) for _ in range(expected_replies)]
 
 
 async def signed_converse(stack, token, text: str):
     """Like the widget: asks for a session (resuming `token` if given), then talks in the one issued."""
-    client, replies, confirmed = socketio.AsyncClient(reconnection=False), asyncio.Queue(), asyncio.Queue()
-    client.on("bot_uttered", replies.put)
-    client.on("session_confirm", confirmed.put)
-    await client.connect(f"http://127.0.0.1:{stack.rasa_port}", transports=["websocket"], socketio_path="/socket.io")
-    try:
-        await client.emit("session_request", {"session_id": token})
-        issued = await asyncio.wait_for(confirmed.get(), timeout=10)
+    async with socket_session(stack, token) as (client, replies, issued, _):
         await client.emit("user_uttered", {"message": text, "session_id": issued})
         return issued, await asyncio.wait_for(replies.get(), timeout=30)
-    finally:
-        await client.disconnect()
 
 
 async def test_socketio_replies_and_keeps_the_signed_session_across_reconnects(stack):
@@ -51,7 +42,7 @@ async def test_a_session_id_without_its_signature_starts_a_new_conversation(stac
 
 
 async def test_rights_answers_reach_socket_clients_with_their_citation_payload(stack):
-    replies = await converse(stack, uuid.uuid4().hex, "网上买的裙子收到后不喜欢，七天内能不能退", expected_replies=4)
+    replies = await converse(stack, "网上买的裙子收到后不喜欢，七天内能不能退", expected_replies=4)
     payload = next(r["custom"] for r in replies if "custom" in r)
     assert payload["type"] == "rights_answer" and payload["citations"][0]["text"].startswith("第")
     assert any("依据" in (r.get("text") or "") for r in replies)
@@ -68,7 +59,7 @@ async def test_garbage_socket_events_are_survived(stack):
     await client.emit("no_such_event", {"a": 1})
     await asyncio.sleep(1)
     await client.disconnect()
-    (greeting,) = await converse(stack, uuid.uuid4().hex, "你好")
+    (greeting,) = await converse(stack, "你好")
     assert matches_response(greeting["text"], "utter_greet")
 
 
