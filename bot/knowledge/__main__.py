@@ -1,4 +1,5 @@
-"""`python -m bot.knowledge check`: validate the knowledge base and print a summary.
+"""`python -m bot.knowledge check`: validate the knowledge base (fields, citations, verbatim quotes,
+and that every number with a unit in a rights answer appears in a cited article) and print a summary.
 `python -m bot.knowledge embed`: compute (or find cached) the sentence vectors of the knowledge
 base, so that the action server starts without embedding it (`make train` runs this)."""
 
@@ -7,7 +8,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
-from bot.knowledge.kb import KnowledgeBaseError, load_entries
+from bot.knowledge.kb import KnowledgeBaseError, check_numbers, load_entries
 
 
 def embed() -> int:
@@ -37,6 +38,12 @@ def main(argv: list) -> int:
         entries = load_entries()
     except KnowledgeBaseError as error:
         print(f"INVALID: {error}", file=sys.stderr)
+        return 1
+    problems = check_numbers(entries)
+    if problems:
+        for problem in problems:
+            print(f"INVALID: {problem}", file=sys.stderr)
+        print(f"{len(problems)} number(s) in answers not found in the cited articles", file=sys.stderr)
         return 1
     by_kind = Counter(e.kind for e in entries)
     print(f"ok: {by_kind['rights']} rights entries, {by_kind['policy']} store-policy entries")

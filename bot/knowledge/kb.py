@@ -158,3 +158,86 @@ def load_entries(
                 seen[entry.id] = path
                 entries.append(entry)
     return entries
+
+
+# --- Numbers in answers must come from the cited law -----------------------------------------
+# An answer that says 三倍, 500元, 七日, 7天, 十五日 or 20% must cite at least one article that
+# contains the same number with the same unit: the figures a shopper relies on are exactly the
+# part of an answer most likely to be misremembered.
+
+_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_CN_UNITS = {"十": 10, "百": 100, "千": 1000}
+_CN_NUMERAL = "零〇一二两三四五六七八九十百千万"
+_UNIT_OF = {"倍": "倍", "元": "元", "日": "日", "天": "日", "%": "%", "％": "%"}
+_NUMBER = re.compile(
+    rf"百分之(?P<pct>\d+(?:\.\d+)?|[{_CN_NUMERAL}]+)"
+    rf"|(?P<num>\d+(?:\.\d+)?|[{_CN_NUMERAL}]+)\s*(?P<unit>倍|元|日|天|%|％)"
+)
+# A numeral right after these is not a number the law fixes: 几十元, 数十倍, 3月5日, 第一日.
+_NOT_A_QUANTITY_AFTER = set("几数多月第")
+
+
+def numeral_value(text: str) -> float:
+    """'500' -> 500, '五百' -> 500, '一千' -> 1000, '十五' -> 15, '两' -> 2, '五十万' -> 500000."""
+    text = text.strip()
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        return float(text)
+    if not text or any(ch not in _CN_NUMERAL for ch in text):
+        raise ValueError(f"not a numeral: {text!r}")
+    total, section, digit = 0, 0, 0
+    for ch in text:
+        if ch in _CN_DIGITS:
+            digit = _CN_DIGITS[ch]
+        elif ch in _CN_UNITS:
+            section += (digit or 1) * _CN_UNITS[ch]
+            digit = 0
+        else:  # 万
+            total += (section + digit or 1) * 10000
+            section, digit = 0, 0
+    if len(text) > 1 and all(ch in _CN_DIGITS for ch in text):  # 二〇二四 read digit by digit
+        return float("".join(str(_CN_DIGITS[ch]) for ch in text))
+    return float(total + section + digit)
+
+
+def numbers_with_units(text: str) -> Dict[Tuple[float, str], str]:
+    """The quantities in `text`, normalised: {(value, unit): first spelling}, 天 -> 日, 百分之N -> N%.
+
+    >>> sorted(numbers_with_units("七日内退货，赔偿三倍，不足500元的按五百元").items())
+    [((3.0, '倍'), '三倍'), ((7.0, '日'), '七日'), ((500.0, '元'), '500元')]
+    """
+    found: Dict[Tuple[float, str], str] = {}
+    for match in _NUMBER.finditer(text):
+        if match.start() and text[match.start() - 1] in _NOT_A_QUANTITY_AFTER:
+            continue
+        if match.group("pct") is not None:
+            key = (numeral_value(match.group("pct")), "%")
+        else:
+            key = (numeral_value(match.group("num")), _UNIT_OF[match.group("unit")])
+        found.setdefault(key, match.group(0))
+    return found
+
+
+@dataclass(frozen=True)
+class NumberProblem:
+    source: Path
+    entry_id: str
+    number: str  # as written in the answer
+
+    def __str__(self) -> str:
+        return f"{self.source}: id={self.entry_id}: the answer says {self.number!r} but no cited article contains that number"
+
+
+def check_numbers(entries: Iterable[Entry]) -> List[NumberProblem]:
+    """Every number with a unit (倍, 元, 日/天, %) in a rights entry's answer must appear, with the
+    same unit, in at least one cited article. Store-policy entries (no citations) are exempt."""
+    problems: List[NumberProblem] = []
+    for entry in entries:
+        if entry.kind != "rights":
+            continue
+        cited = set()
+        for citation in entry.citations:
+            cited.update(numbers_with_units(citation.text))
+        for key, spelling in numbers_with_units(entry.answer).items():
+            if key not in cited:
+                problems.append(NumberProblem(entry.source, entry.id, spelling))
+    return problems

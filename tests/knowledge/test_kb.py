@@ -98,3 +98,71 @@ def test_duplicate_ids_are_rejected(tmp_path):
     write(tmp_path, GOOD, GOOD)
     with pytest.raises(KnowledgeBaseError, match="'seven_day_scope' already used"):
         load_entries([tmp_path])
+
+
+# --- numbers in answers must come from a cited article ----------------------------------------
+
+from bot.knowledge.kb import check_numbers, numbers_with_units, numeral_value  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "spelling, value",
+    [("500", 500), ("五百", 500), ("一千", 1000), ("1000", 1000), ("十五", 15), ("十", 10), ("两", 2),
+     ("二十", 20), ("一百零五", 105), ("五十万", 500000), ("三", 3), ("19.9", 19.9)],
+)
+def test_numeral_value_reads_arabic_and_chinese_numerals(spelling, value):
+    assert numeral_value(spelling) == value
+
+
+@pytest.mark.parametrize(
+    "answer, article",
+    [("赔偿三倍", "价款的三倍"), ("不足500元的按500元", "不足五百元的，为五百元"), ("1000元", "一千元"),
+     ("收到后7天内", "七日内退货"), ("十五日内", "15日"), ("20%", "百分之二十"), ("百分之三十", "30%")],
+)
+def test_normalised_numbers_match_across_spellings(answer, article):
+    assert set(numbers_with_units(answer)) == set(numbers_with_units(article))
+
+
+@pytest.mark.parametrize(
+    "answer, article",
+    [("赔偿三倍", "十倍"), ("七日", "七元"), ("500元", "五千元"), ("20%", "二十日")],
+)
+def test_different_numbers_or_units_do_not_match(answer, article):
+    assert not set(numbers_with_units(answer)) & set(numbers_with_units(article))
+
+
+def test_vague_amounts_and_dates_are_not_quantities():
+    assert numbers_with_units("只卖几十元的东西，5月3日签收，数十倍") == {}
+
+
+def test_an_answer_whose_number_the_cited_article_contains_passes(tmp_path):
+    entry = {**GOOD, "answer": "自收到商品之日起7天内可以退货。"}  # 消法第二十五条: 七日内退货
+    assert check_numbers(load_entries([write(tmp_path, entry)])) == []
+
+
+def test_an_answer_with_a_number_no_cited_article_contains_is_reported(tmp_path):
+    entry = {**GOOD, "answer": "自收到商品之日起十五天内可以退货，还能获赔三倍。"}
+    problems = check_numbers(load_entries([write(tmp_path, entry)]))
+    assert sorted(p.number for p in problems) == ["三倍", "十五天"]
+    assert all(p.entry_id == "seven_day_scope" and p.source.name == "topic.yml" for p in problems)
+    assert "topic.yml: id=seven_day_scope" in str(problems[0])
+
+
+def test_policy_entries_are_exempt_from_the_number_rule(tmp_path):
+    entry = {**GOOD, "kind": "policy", "answer": "本店支持15天无理由退货。"}
+    del entry["citations"]
+    assert check_numbers(load_entries([write(tmp_path, entry)])) == []
+
+
+def test_check_command_fails_on_a_number_not_in_the_cited_law(tmp_path, monkeypatch, capsys):
+    import bot.knowledge.__main__ as cli
+
+    entry = {**GOOD, "answer": "三十天内都能退。"}
+    directory = write(tmp_path, entry)
+    monkeypatch.setattr(cli, "load_entries", lambda: load_entries([directory]))
+    assert cli.main(["check"]) == 1
+    assert "id=seven_day_scope" in capsys.readouterr().err
+
+
+def test_every_number_in_a_shipped_answer_is_in_a_cited_article(shipped):
+    assert [str(p) for p in check_numbers(shipped)] == []
