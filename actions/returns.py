@@ -10,6 +10,7 @@ import enum
 import json
 import logging
 import re
+import datetime as dt
 from functools import lru_cache
 from typing import Any, Dict, List, Optional, Text, Tuple
 
@@ -27,7 +28,7 @@ from bot import limits
 from bot.identity import phone_last4_matches
 from bot.orders.client import NewReturn, OrderSystemTimeout, OrderSystemUnavailable
 from bot.orders.eligibility import Eligibility, assess, condition_checks, condition_question
-from bot.orders.models import Order, OrderStatus, ReturnReason
+from bot.orders.models import SHANGHAI, Order, OrderStatus, ReturnReason
 from bot.paths import KNOWLEDGE_DIR
 
 FORM = "return_form"
@@ -122,8 +123,19 @@ async def owned_order(tracker: Tracker, order_id: Optional[str]) -> Optional[Ord
     return order if order_id in (tracker.get_slot("verified_order_ids") or []) else None
 
 
-def assess_items(order: Order, item_ids: List[str], reason: str, condition: Dict[str, bool]) -> List[Eligibility]:
-    return [assess(order, order.item(i), reason, today(), condition) for i in item_ids if order.item(i)]
+def assess_items(order: Order, item_ids: List[str], reason: str, condition: Dict[str, bool],
+                 notice: Optional[dt.date] = None) -> List[Eligibility]:
+    return [assess(order, order.item(i), reason, today(), condition, notice=notice) for i in item_ids if order.item(i)]
+
+
+async def notice_date(order: Order) -> Optional[dt.date]:
+    """The day the shopper first asked to return goods of this order (暂行办法 第十条: the notice
+    counts, not the day of this chat): the order system's record or the earliest return request."""
+    days = [order.return_notice_at] if order.return_notice_at else []
+    if order.status == OrderStatus.DELIVERED:
+        returns = await (await order_system()).returns_of(order.customer_id)
+        days += [r.created_at for r in returns if r.order_id == order.order_id and r.kind == "return"]
+    return min(d.astimezone(SHANGHAI).date() for d in days) if days else None
 
 
 def needs_evidence(order: Order, reason: Optional[str]) -> bool:
@@ -215,7 +227,7 @@ class ValidateReturnForm(FormValidationAction):
         if needs_evidence(order, reason):
             slots.append("return_evidence")
         answers = tracker.get_slot("condition_answers") or {}
-        decisions = assess_items(order, items, reason, answers)
+        decisions = assess_items(order, items, reason, answers, await notice_date(order))
         if any(d.outcome == "needs_condition" for d in decisions):
             return slots + ["goods_condition"]
         if any(d.allowed for d in decisions):
@@ -434,8 +446,9 @@ class ActionAskGoodsCondition(Action):
         return []
 
 
-def summary(order: Order, item_ids: List[str], reason: str, answers: Dict[str, bool]) -> Tuple[List[Eligibility], List[Eligibility]]:
-    decisions = assess_items(order, item_ids, reason, answers)
+def summary(order: Order, item_ids: List[str], reason: str, answers: Dict[str, bool],
+            notice: Optional[dt.date] = None) -> Tuple[List[Eligibility], List[Eligibility]]:
+    decisions = assess_items(order, item_ids, reason, answers, notice)
     return [d for d in decisions if d.allowed], [d for d in decisions if not d.allowed]
 
 
@@ -451,7 +464,8 @@ class ActionAskReturnConfirmed(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
         order = await owned_order(tracker, tracker.get_slot("order_id"))
         reason = tracker.get_slot("return_reason")
-        allowed, refused = summary(order, tracker.get_slot("return_items"), reason, tracker.get_slot("condition_answers") or {})
+        allowed, refused = summary(order, tracker.get_slot("return_items"), reason,
+                                   tracker.get_slot("condition_answers") or {}, await notice_date(order))
         for decision in refused:
             dispatcher.utter_message(response="utter_return_not_eligible", explanation=decision.explanation,
                                      citation=citation_line(decision))
@@ -479,11 +493,13 @@ class ActionSubmitReturn(Action):
         if order is None or not reason:
             return reset  # verification failed: already explained
         allowed, refused = summary(order, tracker.get_slot("return_items") or [], reason,
-                                   tracker.get_slot("condition_answers") or {})
+                                   tracker.get_slot("condition_answers") or {}, await notice_date(order))
         if not allowed:
             for decision in refused:
                 dispatcher.utter_message(response="utter_return_not_eligible", explanation=decision.explanation,
                                          citation=citation_line(decision))
+            if any(d.outcome == "window_holiday_review" for d in refused):
+                return reset + [FollowupAction("action_escalate")]  # a colleague checks the holiday
             return reset
         if not tracker.get_slot("return_confirmed"):
             dispatcher.utter_message(response="utter_return_not_submitted")

@@ -1,7 +1,8 @@
 """Demo orders for the embedded order system, with dates relative to today (Asia/Shanghai).
 
-Two demo customers; every status and every 七日无理由 exclusion appears, plus goods confirmed
-as 不宜退货 at purchase and orders on both sides of the 7-day boundary.
+Two demo customers; every status and every 七日无理由 exclusion appears, plus 第七条 goods the
+shopper confirmed as 不宜退货 at purchase, an item with a gift, items whose 第九条 product type differs
+from their store category, and orders on both sides of the 7-day boundary.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import List, Tuple
 
-from bot.orders.models import SHANGHAI, ItemClass, LogisticsEvent, Order, OrderItem, OrderStatus
+from bot.orders.models import (
+    SHANGHAI, ItemClass, LogisticsEvent, Order, OrderItem, OrderStatus, ProductType, UnsuitableType,
+)
 
 DEMO_CUSTOMERS = {
     "c1001": {"name": "王女士", "phone": "13800001234", "wechat_openid": "oDemoOpenId0001"},
@@ -52,7 +55,8 @@ def demo_orders(today: dt.date) -> List[Order]:
     return [
         delivered(2, 11, "c1001", [
             OrderItem("i1", "碎花连衣裙", "服装鞋包", 299.0),
-            OrderItem("i2", "哑光口红", "美妆个护", 189.0, unsuitable_confirmed=True),
+            OrderItem("i2", "哑光口红", "美妆个护", 189.0, unsuitable_confirmed=True,
+                      unsuitable_type=UnsuitableType.SAFETY_OR_QUALITY_ON_OPENING),
             OrderItem("i3", "进口车厘子 2斤", "食品生鲜", 159.0, item_class=ItemClass.PERISHABLE),
         ]),
         delivered(7, 12, "c1001", [
@@ -65,7 +69,7 @@ def demo_orders(today: dt.date) -> List[Order]:
         ]),
         delivered(3, 14, "c1001", [
             OrderItem("i1", "游戏光盘", "数字商品", 299.0, item_class=ItemClass.SEALED_MEDIA),
-            OrderItem("i2", "无线鼠标", "电脑办公", 129.0),
+            OrderItem("i2", "无线鼠标", "电脑办公", 129.0, gift="鼠标垫", gift_price=19.0),
         ], insured=True),
         delivered(40, 15, "c1001", [
             OrderItem("i1", "智能电饭煲", "家用电器", 599.0),
@@ -76,7 +80,7 @@ def demo_orders(today: dt.date) -> List[Order]:
                                     OrderItem("i2", "羊毛围巾", "服装鞋包", 159.0)),
               carrier="中通快递", tracking_no="ZT780000000016", logistics=_track(shipped_day, 1, False)),
         Order(_order_id(paid_day, 17), "c1001", DEMO_CUSTOMERS["c1001"]["phone"], OrderStatus.PAID,
-              _at(paid_day, 8), (OrderItem("i1", "护眼台灯", "家居家装", 239.0),
+              _at(paid_day, 8), (OrderItem("i1", "护眼台灯", "家居家装", 239.0, product_type=ProductType.ELECTRONICS),
                                  OrderItem("i2", "电子书兑换码", "数字商品", 30.0, item_class=ItemClass.DIGITAL_DOWNLOAD))),
         Order(_order_id(paid_day, 18), "c1001", DEMO_CUSTOMERS["c1001"]["phone"], OrderStatus.UNPAID,
               _at(paid_day, 8, 30), (OrderItem("i1", "刻字钢笔", "定制商品", 268.0, item_class=ItemClass.CUSTOM_MADE),

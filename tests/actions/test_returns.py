@@ -127,3 +127,67 @@ async def test_an_order_system_outage_gets_an_apology_not_an_error(embedded_redi
     assert [m["response"] for m in dispatcher.messages] == ["utter_order_system_down"]
     assert events == [{"event": "slot", "timestamp": None, "name": "return_items", "value": None}]
     await store.close()
+
+
+# -- issue 14: gifts asked separately, the shopper's first notice counts ----------------------
+async def test_the_gift_is_asked_separately_and_a_missing_gift_still_allows_the_return(system, monkeypatch, dispatcher, domain):
+    order = next(o for o in await system.orders_of(CUSTOMER) if o.order_id.endswith("14"))
+    assert returns.pending_condition_keys(order, ["i2"], {}) == ["complete", "not_activated", "gift_kept"]
+    slots = {"order_id": order.order_id, "return_items": ["i2"], "return_reason": "no_reason",
+             "condition_answers": {"complete": True, "not_activated": True}}
+    t, customer_of = tracker("x", slots=slots)
+    monkeypatch.setattr(returns, "customer_of", customer_of)
+    await returns.ActionAskGoodsCondition().run(dispatcher, t, domain)
+    assert "赠品" in dispatcher.messages[-1]["question"]
+    allowed, refused = returns.summary(order, ["i2"], "no_reason",
+                                       {"complete": True, "not_activated": True, "gift_kept": False})
+    assert not refused and "鼠标垫" in allowed[0].explanation and "¥19" in allowed[0].explanation
+
+
+async def test_a_return_asked_for_within_the_window_stays_allowed_after_it(system, monkeypatch, dispatcher, domain):
+    import dataclasses
+    import datetime as dt
+
+    from bot.orders.models import ReturnRequest
+
+    late = next(o for o in await system.orders_of(CUSTOMER) if o.order_id.endswith("13"))  # signed 8 days ago
+    intact = {"complete": True, "tags_intact": True}
+    assert returns.summary(late, ["i1"], "no_reason", intact, await returns.notice_date(late))[1][0].outcome == "window_passed"
+    first_asked = late.signed_at + dt.timedelta(days=5)
+
+    async def returns_of(customer_id):
+        return [ReturnRequest("R1", late.order_id, CUSTOMER, ("i1",), "no_reason", "return", "closed", first_asked)]
+
+    monkeypatch.setattr(system, "returns_of", returns_of)
+    notice = await returns.notice_date(late)
+    assert notice == first_asked.date()
+    allowed, refused = returns.summary(late, ["i1"], "no_reason", intact, notice)
+    assert allowed and not refused
+
+    recorded = dataclasses.replace(late, return_notice_at=first_asked)
+    monkeypatch.setattr(system, "returns_of", lambda customer_id: _no_returns())
+    assert await returns.notice_date(recorded) == first_asked.date()
+
+
+async def _no_returns():
+    return []
+
+
+async def test_a_window_ending_on_a_holiday_goes_to_a_colleague(system, monkeypatch, dispatcher, domain):
+    import dataclasses
+    import datetime as dt
+
+    from bot.orders.models import SHANGHAI
+
+    base = next(o for o in await system.orders_of(CUSTOMER) if o.order_id.endswith("13"))
+    order = dataclasses.replace(base, order_id="2026092200000099",
+                                signed_at=dt.datetime(2026, 9, 24, 12, tzinfo=SHANGHAI))  # day 7: 10月1日
+    await system.save_orders([order])
+    monkeypatch.setattr(returns, "today", lambda: dt.date(2026, 10, 3))
+    slots = {"order_id": order.order_id, "return_items": ["i1"], "return_reason": "no_reason",
+             "condition_answers": {"complete": True, "tags_intact": True}, "return_confirmed": None}
+    t, customer_of = tracker("x", slots=slots)
+    monkeypatch.setattr(returns, "customer_of", customer_of)
+    events = await returns.ActionSubmitReturn().run(dispatcher, t, domain)
+    assert "同事" in dispatcher.messages[0]["explanation"] and "第二百零三条" in dispatcher.messages[0]["citation"]
+    assert events[-1] == {"event": "followup", "timestamp": None, "name": "action_escalate"}
