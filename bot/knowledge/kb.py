@@ -10,7 +10,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import yaml
 
-from bot.knowledge.laws import Statute, default_statutes
+from bot.knowledge.laws import CHINESE_DIGITS, Statute, chinese_to_int, default_statutes
 from bot.paths import KNOWLEDGE_DIR
 
 KB_DIRS = (KNOWLEDGE_DIR / "kb", KNOWLEDGE_DIR / "policy")
@@ -165,8 +165,6 @@ def load_entries(
 # contains the same number with the same unit: the figures a shopper relies on are exactly the
 # part of an answer most likely to be misremembered.
 
-_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
-_CN_UNITS = {"十": 10, "百": 100, "千": 1000}
 _CN_NUMERAL = "零〇一二两三四五六七八九十百千万"
 _UNIT_OF = {"倍": "倍", "元": "元", "日": "日", "天": "日", "%": "%", "％": "%"}
 _NUMBER = re.compile(
@@ -182,21 +180,11 @@ def numeral_value(text: str) -> float:
     text = text.strip()
     if re.fullmatch(r"\d+(?:\.\d+)?", text):
         return float(text)
-    if not text or any(ch not in _CN_NUMERAL for ch in text):
+    if not text:
         raise ValueError(f"not a numeral: {text!r}")
-    total, section, digit = 0, 0, 0
-    for ch in text:
-        if ch in _CN_DIGITS:
-            digit = _CN_DIGITS[ch]
-        elif ch in _CN_UNITS:
-            section += (digit or 1) * _CN_UNITS[ch]
-            digit = 0
-        else:  # 万
-            total += (section + digit or 1) * 10000
-            section, digit = 0, 0
-    if len(text) > 1 and all(ch in _CN_DIGITS for ch in text):  # 二〇二四 read digit by digit
-        return float("".join(str(_CN_DIGITS[ch]) for ch in text))
-    return float(total + section + digit)
+    if len(text) > 1 and all(ch in CHINESE_DIGITS for ch in text):  # 二〇二四 read digit by digit
+        return float("".join(str(CHINESE_DIGITS[ch]) for ch in text))
+    return float(chinese_to_int(text))
 
 
 def numbers_with_units(text: str) -> Dict[Tuple[float, str], str]:

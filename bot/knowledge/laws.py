@@ -11,23 +11,26 @@ from typing import Dict, Iterable
 from bot.paths import KNOWLEDGE_DIR
 
 LAWS_DIR = KNOWLEDGE_DIR / "laws"
-_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+CHINESE_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _UNITS = {"十": 10, "百": 100, "千": 1000}
 _ARTICLE = re.compile(r"^第([零〇一二两三四五六七八九十百千]+)条(?:之[一二三四五六七八九十]+)?[ \u3000]")
 
 
 def chinese_to_int(numeral: str) -> int:
-    """二十五 -> 25, 一百四十八 -> 148, 十 -> 10."""
-    total, digit = 0, 0
+    """二十五 -> 25, 一百四十八 -> 148, 十 -> 10, 五十万 -> 500000."""
+    total, section, digit = 0, 0, 0
     for char in numeral:
-        if char in _DIGITS:
-            digit = _DIGITS[char]
+        if char in CHINESE_DIGITS:
+            digit = CHINESE_DIGITS[char]
         elif char in _UNITS:
-            total += (digit or 1) * _UNITS[char]
+            section += (digit or 1) * _UNITS[char]
             digit = 0
+        elif char == "万":
+            total += (section + digit or 1) * 10000
+            section, digit = 0, 0
         else:
             raise ValueError(f"not a Chinese numeral: {numeral!r}")
-    return total + digit
+    return total + section + digit
 
 
 def int_to_chinese(number: int) -> str:
