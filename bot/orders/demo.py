@@ -7,6 +7,7 @@ from their store category, and orders on both sides of the 7-day boundary.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import List, Tuple
 
@@ -18,6 +19,34 @@ DEMO_CUSTOMERS = {
     "c1001": {"name": "王女士", "phone": "13800001234", "wechat_openid": "oDemoOpenId0001"},
     "c1002": {"name": "李先生", "phone": "13900005678", "wechat_openid": "oDemoOpenId0002"},
 }
+
+
+# The demo catalogue's SKUs and the merchants (平台内经营者) that sell them: what the risk early
+# warning counts complaints and returns by, and how a SKU's buyers are found to be warned (issue 15).
+DEMO_MERCHANTS = {
+    "m-huayi": "华艺服饰旗舰店", "m-meizhuang": "美妆优选店", "m-xianguo": "鲜果直送",
+    "m-shuma": "数码先锋专营店", "m-jiadian": "好家电官方旗舰店", "m-bangong": "办公伙伴",
+    "m-dingzhi": "印象定制工坊", "m-baokan": "晚报发行中心",
+}
+DEMO_CATALOGUE = {  # product name -> (sku, merchant)
+    "碎花连衣裙": ("SKU-10001", "m-huayi"), "哑光口红": ("SKU-20001", "m-meizhuang"),
+    "进口车厘子 2斤": ("SKU-30001", "m-xianguo"), "降噪蓝牙耳机": ("SKU-40001", "m-shuma"),
+    "快充充电器": ("SKU-40002", "m-shuma"), "跑步运动鞋": ("SKU-10002", "m-huayi"),
+    "运动袜 3双装": ("SKU-10003", "m-huayi"), "游戏光盘": ("SKU-40003", "m-shuma"),
+    "无线鼠标": ("SKU-50001", "m-bangong"), "智能电饭煲": ("SKU-60001", "m-jiadian"),
+    "保温杯": ("SKU-60002", "m-jiadian"), "轻薄羽绒服": ("SKU-10004", "m-huayi"),
+    "羊毛围巾": ("SKU-10005", "m-huayi"), "护眼台灯": ("SKU-60003", "m-jiadian"),
+    "电子书兑换码": ("SKU-40004", "m-shuma"), "刻字钢笔": ("SKU-70001", "m-dingzhi"),
+    "晚报季度订阅": ("SKU-80001", "m-baokan"), "机械键盘": ("SKU-50002", "m-bangong"),
+    "桌垫": ("SKU-50003", "m-bangong"), "定制T恤": ("SKU-70002", "m-dingzhi"),
+    "纯棉T恤": ("SKU-10006", "m-huayi"),
+}
+
+
+def _catalogued(order: Order) -> Order:
+    items = tuple(dataclasses.replace(i, sku=DEMO_CATALOGUE[i.name][0], merchant=DEMO_CATALOGUE[i.name][1])
+                  if i.name in DEMO_CATALOGUE and i.sku is None else i for i in order.items)
+    return dataclasses.replace(order, items=items)
 
 
 def _at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
@@ -52,6 +81,10 @@ def demo_orders(today: dt.date) -> List[Order]:
 
     shipped_day = today - dt.timedelta(days=1)
     paid_day = today
+    return [_catalogued(order) for order in _orders(today, delivered, shipped_day, paid_day)]
+
+
+def _orders(today: dt.date, delivered, shipped_day: dt.date, paid_day: dt.date) -> List[Order]:
     return [
         delivered(2, 11, "c1001", [
             OrderItem("i1", "碎花连衣裙", "服装鞋包", 299.0),

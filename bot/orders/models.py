@@ -94,6 +94,9 @@ class OrderItem:
     used: Optional[bool] = None
     gift: Optional[str] = None  # the gift that came with this item (暂行办法 第十二条)
     gift_price: Optional[float] = None  # the gift's price as marked beforehand
+    # Which product and which seller: the keys the risk early warning counts signals by (issue 15).
+    sku: Optional[str] = None
+    merchant: Optional[str] = None  # the shop or merchant id that sold it (平台内经营者)
 
     @property
     def goods_type(self) -> str:
