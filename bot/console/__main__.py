@@ -1,7 +1,8 @@
 """Agent console commands.
 
   python -m bot.console serve                 run the console on WEB_PORT (make run does this)
-  python -m bot.console add-agent NAME        create or reset an agent (password from
+  python -m bot.console add-agent NAME [--role supervisor]
+                                              create or reset an agent (password from
                                               AGENT_PASSWORD, or asked for); works before the
                                               first `make run` too: without REDIS_URL and with
                                               no embedded Redis running, it starts that Redis
@@ -91,14 +92,14 @@ async def remove_agent(settings: Settings, name: str, redis_url: str = "") -> bo
         await client.aclose() if hasattr(client, "aclose") else await client.close()
 
 
-async def add_agent(settings: Settings, name: str, password: str, redis_url: str = "") -> None:
+async def add_agent(settings: Settings, name: str, password: str, redis_url: str = "", role: str = "agent") -> None:
     from bot.console.agents import AgentStore
     from bot.redis_url import async_redis
 
     config = config_from_env(settings)  # creates the shared secrets if this is the first command run
     client = async_redis(redis_url or config.redis_url)
     try:
-        await AgentStore(client).add(name, password)
+        await AgentStore(client).add(name, password, role)
     finally:
         await client.aclose() if hasattr(client, "aclose") else await client.close()
 
@@ -110,9 +111,15 @@ def main(argv: list) -> int:
         web.run_app(create_app(config_from_env(settings)), host=settings.bind_host, port=settings.web_port,
                     print=lambda *_: print(f"agent console on http://{settings.bind_host}:{settings.web_port}", flush=True))
         return 0
+    role = "agent"
+    if argv[:1] == ["add-agent"] and len(argv) == 4 and argv[2] == "--role":
+        argv, role = argv[:2], argv[3]
     if argv[:1] == ["add-agent"] and len(argv) == 2:
-        from bot.console.agents import check_new_agent
+        from bot.console.agents import ROLES, check_new_agent
 
+        if role not in ROLES:
+            print(f"a role is one of {', '.join(ROLES)}", file=sys.stderr)
+            return 2
         password = os.environ.get("AGENT_PASSWORD") or getpass.getpass(f"password for {argv[1]}: ")
         try:
             check_new_agent(argv[1], password)
@@ -120,8 +127,8 @@ def main(argv: list) -> int:
             print(error, file=sys.stderr)
             return 2
         with redis_for_setup(settings) as redis_url:
-            asyncio.run(add_agent(settings, argv[1], password, redis_url))
-        print(f"agent {argv[1]} saved")
+            asyncio.run(add_agent(settings, argv[1], password, redis_url, role))
+        print(f"agent {argv[1]} saved ({role})")
         return 0
     if argv[:1] == ["remove-agent"] and len(argv) == 2:
         with redis_for_setup(settings) as redis_url:

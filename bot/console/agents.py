@@ -21,6 +21,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 PREFIX = "xb:console:"
+AGENT, SUPERVISOR = "agent", "supervisor"  # console roles: supervisors also see 风险预警 and reports
+ROLES = (AGENT, SUPERVISOR)
 MAX_FAILED_LOGINS = 5  # per agent name, in LOCKOUT_S
 MAX_FAILED_LOGINS_PER_IP = 10  # per client IP, whatever the names, in LOCKOUT_S
 MAX_FAILED_LOGINS_GLOBAL = 100  # for everyone, in LOCKOUT_S
@@ -87,13 +89,29 @@ class AgentStore:
         self._prefix = prefix
         self._throttle = throttle_prefix or prefix + "login:"
 
-    async def add(self, name: str, password: str) -> None:
+    async def add(self, name: str, password: str, role: str = AGENT) -> None:
         check_new_agent(name, password)
-        await self._redis.hset(self._prefix + "agents", name, _hasher.hash(password))
+        if role not in ROLES:
+            raise ValueError(f"a role is one of {', '.join(ROLES)}")
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(self._prefix + "agents", name, _hasher.hash(password))
+        pipe.hset(self._prefix + "roles", name, role)
+        await pipe.execute()
+
+    async def role(self, name: str) -> str:
+        """The agent's role, read on every request (a change applies at once); agents saved
+        before roles existed, and unknown values, are plain agents."""
+        stored = await self._redis.hget(self._prefix + "roles", name)
+        role = stored.decode() if isinstance(stored, bytes) else stored
+        return role if role in ROLES else AGENT
+
+    async def is_supervisor(self, name: Optional[str]) -> bool:
+        return bool(name) and await self.role(name) == SUPERVISOR
 
     async def remove(self, name: str) -> bool:
         """Deletes the agent and ends every console session they have; True if there was one."""
         removed = bool(await self._redis.hdel(self._prefix + "agents", name))
+        await self._redis.hdel(self._prefix + "roles", name)
         await self.end_sessions(name)
         return removed
 
