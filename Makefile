@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help venv browser train run test test-unit validate test-stories test-nlu test-kb bench bench-nlu bench-kb eval soak security lock clean audit
+.PHONY: help venv browser train run test test-unit validate test-stories test-nlu test-kb bench bench-nlu bench-kb eval risk-eval soak security lock clean audit
 
 help:
 	@echo "make run    start Redis (embedded unless REDIS_URL is set), the action server and Rasa"
@@ -21,6 +21,7 @@ help:
 	@echo "make bench-nlu  print intent accuracy / macro-F1 and entity F1 on the held-out set"
 	@echo "make bench-kb   print knowledge-base hit@1 / hit@3 / MRR and query latency"
 	@echo "make eval       realistic shopper messages through the running stack: routing, citations, clarifications"
+	@echo "make risk-eval  risk early warning: 60 simulated days (detection, false alarms) + urgent-alert latency on the stack"
 	@echo "make audit      pip-audit of the pinned requirements (report in docs/security/)"
 
 # Creates .venv with Python 3.10 and installs the pinned requirements; a no-op when up to date.
@@ -87,6 +88,11 @@ bench-kb: venv
 # The realistic set (tests/data/realistic/) through the whole running stack; not a CI threshold.
 eval: venv train
 	$(PY) scripts/eval_realistic.py $(EVAL_ARGS)
+
+# Risk early warning (issue 15): 60 simulated days through the detector, plus the urgent-alert
+# latency of a safety report on the running stack (RISK_EVAL_ARGS=--no-stack skips that part).
+risk-eval: venv train
+	$(PY) scripts/risk_eval.py $(RISK_EVAL_ARGS)
 
 # The attack tests of the security review (issue 13), one line per finding: blocked or OPEN.
 security: venv
