@@ -53,3 +53,7 @@ class OrderSystem(Protocol):
 
     async def returns_of(self, customer_id: str) -> List[ReturnRequest]:
         """The customer's return requests, newest first."""
+
+    async def orders_with_sku(self, sku: str) -> List[Order]:
+        """Every order with an item of this SKU, newest first: who bought a product under a safety
+        alert (issue 15). An empty or unknown SKU gives []."""

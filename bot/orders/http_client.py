@@ -6,10 +6,12 @@ Endpoints (JSON, `Authorization: Bearer <ORDER_SYSTEM_TOKEN>`):
   POST /returns                           -> {"return": return, "created": bool}
   GET  /returns/{return_id}               -> return, or 404
   GET  /customers/{customer_id}/returns   -> [return]
+  GET  /orders?sku=<sku>                  -> [order] (every order with an item of that SKU, newest first)
 
 Every id is sent as exactly one percent-escaped path segment (`_segment`), and the URL is sent as
 encoded: an order id like `../customers/c1001/orders`, `x?y`, `x#y`, `%2F` or `..` can never
-reach another resource of the order system.
+reach another resource of the order system. A SKU goes into the query fully percent-escaped
+(`_query_value`), so `a&sku=b` or `x#y` is one SKU, never a second parameter or a fragment.
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ def _segment(value: str) -> str:
         raise OrderSystemError("an empty id is not a path segment")
     quoted = quote(value, safe="")
     return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
+
+
+def _query_value(value: str) -> str:
+    """`value` as one query-string value: everything but unreserved characters escaped."""
+    return quote(value, safe="")
 
 
 class HttpOrderSystem:
@@ -69,6 +76,12 @@ class HttpOrderSystem:
     async def order(self, order_id: str) -> Optional[Order]:
         found = await self._request("GET", f"/orders/{_segment(order_id)}")
         return order_from_dict(found) if found else None
+
+    async def orders_with_sku(self, sku: str) -> List[Order]:
+        if not sku:
+            return []
+        found = await self._request("GET", f"/orders?sku={_query_value(sku)}")
+        return [order_from_dict(o) for o in found or []]
 
     async def create_return(self, request: NewReturn) -> Tuple[ReturnRequest, bool]:
         body = await self._request("POST", "/returns", json=to_dict(request))

@@ -37,6 +37,10 @@ return {return_id, 1}
 """
 
 
+def _skus(order: Order) -> set:
+    return {item.sku for item in order.items if item.sku}
+
+
 class RedisOrderSystem:
     def __init__(self, client: aioredis.Redis, prefix: str = PREFIX) -> None:
         self._redis = client
@@ -57,21 +61,40 @@ class RedisOrderSystem:
             raise OrderSystemUnavailable(str(error)) from error
 
     async def save_orders(self, orders: Sequence[Order]) -> None:
-        """Stores orders and indexes them by customer (used for seeding and tests)."""
+        """Stores orders and indexes them by customer and by SKU (used for seeding and tests)."""
         async with self._redis.pipeline(transaction=True) as pipe:
             for order in orders:
                 pipe.set(self._key("order", order.order_id), json.dumps(to_dict(order), ensure_ascii=False))
                 pipe.zadd(self._key("customer", order.customer_id, "orders"),
                           {order.order_id: order.created_at.timestamp()})
+                for sku in _skus(order):
+                    pipe.zadd(self._key("sku", sku, "orders"), {order.order_id: order.created_at.timestamp()})
             await self._call(pipe.execute())
 
     async def replace_demo_orders(self, customers, orders: Sequence[Order]) -> None:
-        """Demo data is re-dated every start: drop the demo customers' old order index first."""
-        await self._call(self._redis.delete(*(self._key("customer", c, "orders") for c in customers)))
+        """Demo data is re-dated every start: drop the demo customers' old orders from the customer
+        and SKU indexes first, so yesterday's copies are never warned about twice."""
+        old = []
+        for customer in customers:
+            ids = await self._call(self._redis.zrange(self._key("customer", customer, "orders"), 0, -1))
+            old += [o for o in [await self.order(i.decode()) for i in ids] if o is not None]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for order in old:
+                for sku in _skus(order):
+                    pipe.zrem(self._key("sku", sku, "orders"), order.order_id)
+            pipe.delete(*(self._key("customer", c, "orders") for c in customers))
+            await self._call(pipe.execute())
         await self.save_orders(orders)
 
     async def orders_of(self, customer_id: str) -> List[Order]:
         ids = await self._call(self._redis.zrevrange(self._key("customer", customer_id, "orders"), 0, 49))
+        orders = [await self.order(i.decode()) for i in ids]
+        return [o for o in orders if o is not None]
+
+    async def orders_with_sku(self, sku: str) -> List[Order]:
+        if not sku:
+            return []
+        ids = await self._call(self._redis.zrevrange(self._key("sku", sku, "orders"), 0, -1))
         orders = [await self.order(i.decode()) for i in ids]
         return [o for o in orders if o is not None]
 

@@ -33,6 +33,13 @@ async def customer_orders(request: web.Request) -> web.Response:
     return web.json_response([to_dict(o) for o in orders])
 
 
+async def orders_with_sku(request: web.Request) -> web.Response:
+    if "sku" not in request.query or len(request.query.getall("sku")) != 1:
+        raise web.HTTPBadRequest()
+    orders = await request.app[SYSTEM].orders_with_sku(request.query["sku"])
+    return web.json_response([to_dict(o) for o in orders])
+
+
 async def one_order(request: web.Request) -> web.Response:
     order = await request.app[SYSTEM].order(request.match_info["order_id"])
     if order is None:
@@ -64,6 +71,7 @@ def create_app(system, token: str, delay_s: float = 0.0, slow_methods=("GET", "P
     app[SYSTEM], app[TOKEN], app[DELAY], app[SLOW_METHODS] = system, token, [delay_s], tuple(slow_methods)
     app.add_routes([
         web.get("/customers/{customer_id}/orders", customer_orders),
+        web.get("/orders", orders_with_sku),
         web.get("/orders/{order_id}", one_order),
         web.post("/returns", create_return),
         web.get("/returns/{return_id}", one_return),

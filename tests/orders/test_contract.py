@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import time
 import uuid
@@ -128,3 +129,27 @@ async def test_wrong_token_is_an_error_not_an_empty_answer(redis_system, aiohttp
     with pytest.raises(OrderSystemError):
         await client.orders_of("c1001")
     await client.close()
+
+
+async def test_orders_with_a_sku_are_every_buyers_orders_newest_first(system, redis_system):
+    cooker = next(o for o in await redis_system.orders_of("c1001") if any(i.sku == "SKU-60001" for i in o.items))
+    later = dataclasses.replace(cooker, order_id="2026112700000099", customer_id="c1002",
+                                created_at=cooker.created_at + dt.timedelta(days=30))
+    await redis_system.save_orders([later])
+    found = await system.orders_with_sku("SKU-60001")
+    assert [(o.order_id, o.customer_id) for o in found] == [(later.order_id, "c1002"), (cooker.order_id, "c1001")]
+    assert found[1] == cooker and any(i.name == "智能电饭煲" for i in found[1].items)
+    assert await system.orders_with_sku("SKU-99999") == []
+    assert await system.orders_with_sku("") == []
+
+
+@pytest.mark.parametrize("sku", ["x&sku=SKU-60001", "SKU-60001#", "SKU-60001 ", "../orders/x", "%53KU-60001", "SKU-6000?"])
+async def test_a_sku_is_one_query_value_never_another_query(system, sku):
+    assert await system.orders_with_sku(sku) == []
+
+
+async def test_redating_the_demo_orders_leaves_no_stale_sku_entries(redis_system):
+    tomorrow = demo_orders(TODAY + dt.timedelta(days=1))
+    await redis_system.replace_demo_orders(("c1001", "c1002"), tomorrow)
+    found = await redis_system.orders_with_sku("SKU-60001")
+    assert [o.order_id for o in found] == [o.order_id for o in tomorrow if any(i.sku == "SKU-60001" for i in o.items)]
