@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
 from functools import lru_cache
 from typing import Any, Dict, List, Optional
 
@@ -31,12 +32,14 @@ from bot.orders.factory import order_system_for
 from bot.orders.models import SHANGHAI
 from bot.orders.redis_store import RedisOrderSystem
 from bot.redis_url import async_redis
+from bot.risk.contacts import CONTACT_TTL_DAYS, ContactBook, channel_of
 from bot.settings import Settings
 from bot.stores.eventlog import session_events
 
 logger = logging.getLogger(__name__)
 
 WECHAT_CHANNEL = "wechat"
+CONTACT_TIMEOUT_S = 1.0
 _seeded = asyncio.Lock()
 _seed_done = False
 
@@ -107,7 +110,34 @@ def latest_user_event(tracker: Tracker) -> Dict[str, Any]:
     return next((e for e in reversed(tracker.events) if e.get("event") == "user"), None) or {}
 
 
+@lru_cache(maxsize=1)
+def contact_book() -> ContactBook:
+    """Where verified customers were seen, for safety warnings (RISK_CONTACT_TTL_DAYS, default 180)."""
+    return ContactBook(_redis(), ttl_days=float(os.environ.get("RISK_CONTACT_TTL_DAYS") or CONTACT_TTL_DAYS))
+
+
 async def customer_of(tracker: Tracker) -> Optional[str]:
+    """The verified customer id behind this conversation (see `_verified_customer`), or None.
+
+    A verified customer's conversation is remembered (bot.risk.contacts), so a safety warning about
+    a product they bought can reach them here. That bookkeeping never fails the answer, and
+    delays it by at most CONTACT_TIMEOUT_S when Redis is slow.
+    """
+    customer = await _verified_customer(tracker)
+    if customer:
+        await _remember_contact(customer, tracker)
+    return customer
+
+
+async def _remember_contact(customer: str, tracker: Tracker) -> None:
+    try:
+        channel = channel_of(tracker.sender_id, latest_user_event(tracker).get("input_channel"))
+        await asyncio.wait_for(contact_book().remember(customer, tracker.sender_id, channel), CONTACT_TIMEOUT_S)
+    except Exception as error:  # noqa: BLE001 - a missed contact must never cost the shopper an answer
+        logger.warning("could not remember where customer was seen: %r", error)
+
+
+async def _verified_customer(tracker: Tracker) -> Optional[str]:
     """The verified customer id behind this conversation, or None for an anonymous shopper.
 
     Identity only ever comes from the channel that authenticated it, in the message it vouched
