@@ -192,6 +192,23 @@ redis.call('HSET', h, 'warning', ARGV[7])
 return commit(id, 'warn', by, at)
 """
 
+# Removes a resolved alert with its lists and index entries (retention). ARGV[4] alert id.
+_DROP = _LIB + """
+local id = ARGV[4]
+local h = P .. 'alert:' .. id
+if redis.call('HGET', h, 'status') ~= 'resolved' then return 0 end
+local f = redis.call('HMGET', h, 'severity', 'merchant', 'category', 'key')
+redis.call('ZREM', idx('severity', f[1]), id)
+redis.call('ZREM', idx('status', 'resolved'), id)
+if f[2] then redis.call('ZREM', idx('merchant', f[2]), id) end
+if f[3] then redis.call('ZREM', idx('category', f[3]), id) end
+redis.call('ZREM', P .. 'alerts', id)
+redis.call('ZREM', P .. 'alert-idx:live', id)
+if redis.call('GET', P .. 'alert-live:' .. f[4]) == id then redis.call('DEL', P .. 'alert-live:' .. f[4]) end
+redis.call('DEL', h, P .. 'alert-samples:' .. id, P .. 'alert-notes:' .. id, P .. 'alert-history:' .. id)
+return 1
+"""
+
 # Alert ids newest first that are in every index. KEYS: the indexes (the first is walked);
 # ARGV[1] limit.
 _SELECT = """
@@ -325,7 +342,8 @@ class AlertStore:
         self._prefix = prefix
         self._scripts = {name: redis.register_script(source) for name, source in {
             "record": _RECORD, "acknowledge": _ACKNOWLEDGE, "assign": _ASSIGN, "resolve": _RESOLVE,
-            "note": _NOTE, "confirm": _CONFIRM, "warning": _WARNING, "select": _SELECT, "fetch": _FETCH}.items()}
+            "note": _NOTE, "confirm": _CONFIRM, "warning": _WARNING, "select": _SELECT, "fetch": _FETCH,
+            "drop": _DROP}.items()}
 
     @property
     def channel(self) -> str:
@@ -397,6 +415,15 @@ class AlertStore:
 
     async def record_warning(self, alert_id: str, summary: dict) -> Alert:
         return await self._change("warning", alert_id, "system", json.dumps(summary, ensure_ascii=False))
+
+    async def purge_resolved(self, before: float) -> int:
+        """Removes alerts resolved before `before` (unix s); the retention clean-up. Returns how many."""
+        candidates = await self._redis.zrangebyscore(self._prefix + "alert-idx:status:resolved", "-inf", before)
+        removed = 0
+        for alert in await self._get_many([_text(i) for i in candidates]):
+            if alert.resolved_at and dt.datetime.fromisoformat(alert.resolved_at).timestamp() < before:
+                removed += int(await self._scripts["drop"](args=self._args(alert.id)))
+        return removed
 
     @staticmethod
     def _note(by: str, text: str) -> str:
