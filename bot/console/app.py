@@ -3,25 +3,29 @@
 create_app(config) is used by `python -m bot.console serve` and by the tests. Only logged-in
 agents reach pages, the JSON API and the WebSocket; every state-changing request carries the
 session's CSRF token; shopper text is escaped (Jinja2 autoescape, and textContent in the page).
-The Rasa API token stays on this server.
+The Rasa API token stays on this server. The risk alerts (风险预警: page, API and /ws/risk) are
+for supervisors only, and every console process also runs a consumer of the risk-event stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import io
 import json
 import logging
+import os
 import re
 import secrets
+import socket
 import time
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, AsyncIterator, Dict, List, Optional
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional
 from urllib.parse import quote
 
 import jinja2
@@ -32,6 +36,7 @@ from aiohttp_session import AbstractStorage, Session, get_session, new_session, 
 from redis.exceptions import RedisError
 
 from bot.console.agents import AgentStore
+from bot.console.regulators import setup_regulators
 from bot.handoff.tickets import CLAIMED, Ticket, TicketError, TicketStore, now
 from bot.handoff.triggers import handoff_texts
 from bot.knowledge.kb import load_entries
@@ -41,6 +46,8 @@ from bot.orders.models import to_dict
 from bot.paths import KNOWLEDGE_DIR
 from bot.rasa_api import RasaApi, RasaApiError
 from bot.redis_url import async_redis
+from bot.risk.alerts import LIVE, Alert, AlertError, AlertStore
+from bot.risk.detector import load_thresholds
 from bot.settings import Settings
 from bot.webchat.routes import PUBLIC_PREFIXES, setup_webchat
 
@@ -73,6 +80,7 @@ class ConsoleConfig:
     trusted_proxies: tuple = ()  # peers whose X-Forwarded-Proto / X-Forwarded-For are believed
     allowed_origins: tuple = ()  # browser origins besides the console's own allowed to open /ws
     login_throttle_prefix: Optional[str] = None  # Redis key prefix of the login limits (tests)
+    risk_prefix: str = "xb:risk:"  # Redis key prefix of the risk events and alerts (tests use their own)
 
 
 class Listener:
@@ -98,8 +106,8 @@ class Listener:
 
 
 class TicketFeed:
-    """One subscription per web-app process to the tickets' change events (published by every
-    ticket transition's script), fanned out to this process's console WebSockets."""
+    """One subscription per web-app process to a change channel (the tickets', published by every
+    ticket transition's script; or the risk alerts'), fanned out to this process's WebSockets."""
 
     PING_S = 30.0  # an idle subscription is checked this often (a dead one is resubscribed)
 
@@ -142,7 +150,7 @@ class TicketFeed:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.warning("ticket change feed lost; resubscribing", exc_info=True)
+                logger.warning("change feed %s lost; resubscribing", self.channel, exc_info=True)
                 await asyncio.sleep(1.0)
             finally:
                 try:
@@ -159,6 +167,8 @@ class Services:
     rasa: RasaApi
     orders: OrderSystem
     feed: TicketFeed
+    alerts: AlertStore
+    risk_feed: TicketFeed  # the alerts' changes, for /ws/risk
 
 
 SESSION_MAX_AGE_S = 8 * 3600
@@ -417,6 +427,8 @@ async def errors(request: web.Request, handler):
         raise
     except TicketError as error:  # e.g. a ticket claimed or resolved by someone else meanwhile
         return json_error(409, str(error))
+    except AlertError as error:  # e.g. an alert resolved twice, or a non-safety alert confirmed
+        return web.json_response({"error": "该预警当前的状态不允许这个操作", "detail": str(error)}, status=409)
     except (RasaApiError, OrderSystemError, ConnectionError, OSError) as error:
         logger.exception("backend unavailable")
         return json_error(503, f"a backend is unavailable: {type(error).__name__}")
@@ -468,17 +480,23 @@ async def logout(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-async def queue_page(request: web.Request) -> web.Response:
+async def page_context(request: web.Request) -> Dict[str, Any]:
+    """What every logged-in page needs: the agent, the CSRF token, and whether the nav shows the
+    supervisors' links (the role as it is now in Redis)."""
     session = await get_session(request)
-    return render(request, "queue.html", agent=session["agent"], csrf=session["csrf"])
+    return {"agent": session["agent"], "csrf": session["csrf"],
+            "supervisor": await request.app[SERVICES].agents.is_supervisor(session["agent"])}
+
+
+async def queue_page(request: web.Request) -> web.Response:
+    return render(request, "queue.html", **await page_context(request))
 
 
 async def ticket_page(request: web.Request) -> web.Response:
-    session = await get_session(request)
     ticket = await request.app[SERVICES].tickets.get(request.match_info["ticket_id"])
     if ticket is None:
         raise web.HTTPNotFound()
-    return render(request, "ticket.html", agent=session["agent"], csrf=session["csrf"], ticket=ticket,
+    return render(request, "ticket.html", **await page_context(request), ticket=ticket,
                   canned=console_texts()["canned"])
 
 
@@ -677,6 +695,226 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
+# -- risk alerts (风险预警, supervisors only) --------------------------------------------------
+SEVERITY_LABELS = {"critical": "严重", "urgent": "紧急", "high": "高", "normal": "一般"}  # most severe first
+STATUS_LABELS = {"open": "待处理", "acknowledged": "已确认收到", "resolved": "已处理"}
+STATUS_FILTERS = {LIVE: "未处理完（待处理、已确认收到）", **STATUS_LABELS}
+ALERT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
+FILTER_CHARS = 64
+NOTE_CHARS = 2000
+SUPERVISORS_ONLY = "仅主管可以查看风险预警"
+FORBIDDEN_PAGE = ('<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>无权访问</title></head>'
+                  f'<body><h1>无权访问</h1><p>{SUPERVISORS_ONLY}。如需权限，请联系管理员。</p>'
+                  '<p><a href="/">返回队列</a></p></body></html>')
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def supervisors_only(handler: Handler) -> Handler:
+    """Risk alerts are for supervisors. The role is read from Redis on every request, so a demoted
+    supervisor loses access at once; agents get 403 (JSON on the API and the WebSocket)."""
+
+    @functools.wraps(handler)
+    async def checked(request: web.Request) -> web.StreamResponse:
+        if await request.app[SERVICES].agents.is_supervisor(await current_agent(request)):
+            return await handler(request)
+        if request.path.startswith(("/api/", "/ws")):
+            return json_error(403, SUPERVISORS_ONLY)
+        return web.Response(status=403, text=FORBIDDEN_PAGE, content_type="text/html",
+                            headers={"Content-Security-Policy": "default-src 'none'", "X-Frame-Options": "DENY"})
+
+    return checked
+
+
+@lru_cache(maxsize=1)
+def risk_labels() -> Dict[str, Dict[str, str]]:
+    """The Chinese names of kinds, dimensions and reasons: the detector's (knowledge/risk_thresholds.yml)."""
+    return {group: dict(names) for group, names in load_thresholds().labels.items()}
+
+
+def alert_labels(alert: Alert) -> Dict[str, str]:
+    labels = risk_labels()
+    return {"severity_label": SEVERITY_LABELS.get(alert.severity, alert.severity),
+            "status_label": STATUS_LABELS.get(alert.status, alert.status),
+            "kind_label": labels.get("kinds", {}).get(alert.kind, alert.kind),
+            "dimension_label": labels.get("dimensions", {}).get(alert.dimension, alert.dimension),
+            "reason_label": labels.get("reasons", {}).get(alert.reason, alert.reason)}
+
+
+def alert_summary(alert: Alert) -> Dict[str, Any]:
+    """An alert as the list shows it: without its samples, series, notes and history (the detail
+    has those), so that the pushed list stays small."""
+    view = {k: v for k, v in asdict(alert).items() if k not in ("samples", "series", "notes", "history")}
+    view.update(alert_labels(alert), samples_count=len(alert.samples), notes_count=len(alert.notes))
+    return view
+
+
+def alert_detail(alert: Alert) -> Dict[str, Any]:
+    return {**asdict(alert), **alert_labels(alert)}
+
+
+def alert_filters(query: Any) -> Dict[str, str]:
+    """The list's filters from the query string; unknown severities and statuses are refused."""
+    filters = {}
+    for name in ("merchant", "category", "severity", "status"):
+        value = str(query.get(name, "")).strip()
+        if not value:
+            continue
+        known = {"severity": SEVERITY_LABELS, "status": STATUS_FILTERS}.get(name)
+        if len(value) > FILTER_CHARS or (known is not None and value not in known):
+            raise web.HTTPBadRequest(text=json.dumps({"error": f"筛选条件 {name} 无效"}, ensure_ascii=False),
+                                     content_type="application/json")
+        filters[name] = value
+    return filters
+
+
+async def risk_snapshot(services: Services) -> Dict[str, Any]:
+    return {"type": "alerts", "alerts": [alert_summary(a) for a in await services.alerts.list()]}
+
+
+async def load_alert(request: web.Request) -> Alert:
+    alert_id = request.match_info["alert_id"]
+    alert = await request.app[SERVICES].alerts.get(alert_id) if ALERT_ID.match(alert_id) else None
+    if alert is None:
+        raise web.HTTPNotFound(text=json.dumps({"error": "没有这条预警"}, ensure_ascii=False),
+                               content_type="application/json")
+    return alert
+
+
+async def text_field(request: web.Request, name: str, required: bool) -> str:
+    try:
+        body = await request.json() if request.can_read_body else {}
+    except ValueError:
+        body = None
+    text = str(body.get(name, "") if isinstance(body, dict) else "").strip()
+    if (required and not text) or len(text) > NOTE_CHARS:
+        raise web.HTTPBadRequest(text=json.dumps({"error": f"内容需要{1 if required else 0}到{NOTE_CHARS}个字"},
+                                                 ensure_ascii=False), content_type="application/json")
+    return text
+
+
+def alert_done(alert: Alert, **extra: Any) -> web.Response:
+    return web.json_response({"ok": True, "alert": alert_detail(alert), **extra})
+
+
+@supervisors_only
+async def risk_page(request: web.Request) -> web.Response:
+    return render(request, "risk.html", **await page_context(request), agents=await request.app[SERVICES].agents.names(),
+                  severities=SEVERITY_LABELS, statuses=STATUS_FILTERS)
+
+
+@supervisors_only
+async def api_risk_alerts(request: web.Request) -> web.Response:
+    alerts = await request.app[SERVICES].alerts.list(**alert_filters(request.query))
+    return web.json_response({"alerts": [alert_summary(a) for a in alerts]})
+
+
+@supervisors_only
+async def api_risk_alert(request: web.Request) -> web.Response:
+    return web.json_response(alert_detail(await load_alert(request)))
+
+
+@supervisors_only
+async def api_risk_acknowledge(request: web.Request) -> web.Response:
+    alert = await load_alert(request)
+    return alert_done(await request.app[SERVICES].alerts.acknowledge(alert.id, await current_agent(request)))
+
+
+@supervisors_only
+async def api_risk_assign(request: web.Request) -> web.Response:
+    alert, services = await load_alert(request), request.app[SERVICES]
+    to = await text_field(request, "to", required=True)
+    if to not in await services.agents.names():
+        return json_error(400, "没有这位客服")
+    return alert_done(await services.alerts.assign(alert.id, await current_agent(request), to))
+
+
+@supervisors_only
+async def api_risk_resolve(request: web.Request) -> web.Response:
+    alert = await load_alert(request)
+    note = await text_field(request, "note", required=False)
+    return alert_done(await request.app[SERVICES].alerts.resolve(alert.id, await current_agent(request), note))
+
+
+@supervisors_only
+async def api_risk_note(request: web.Request) -> web.Response:
+    alert = await load_alert(request)
+    text = await text_field(request, "text", required=True)
+    return alert_done(await request.app[SERVICES].alerts.add_note(alert.id, await current_agent(request), text))
+
+
+def warning_message(summary: Dict[str, Any]) -> str:
+    """The confirmation's result in one Chinese sentence, for the supervisor who confirmed."""
+    parts = [f"已告知 {summary.get('sent', 0)} 位已购买顾客"]
+    for key, label in (("already", "此前已告知"), ("unreachable", "无法联系"), ("failed", "发送失败")):
+        if summary.get(key):
+            parts.append(f"{label} {summary[key]} 位")
+    return "，".join(parts) + "。"
+
+
+@supervisors_only
+async def api_risk_confirm(request: web.Request) -> web.Response:
+    """Staff confirm a safety alert: the shoppers who bought the SKU are warned (主动告知), each
+    once per alert (bot.risk.warnings), and the summary is kept on the alert."""
+    alert, services = await load_alert(request), request.app[SERVICES]
+    if not alert.safety:
+        return json_error(409, "只有安全事件预警需要确认并告知顾客")
+    try:
+        from bot.risk.warnings import ShopperWarnings
+    except ImportError:  # confirm nothing that cannot be followed by warning the shoppers
+        logger.error("bot.risk.warnings is missing: safety alerts cannot be confirmed")
+        return json_error(503, "主动告知功能尚未部署，暂时无法确认并告知顾客，请联系技术支持。")
+    by = await current_agent(request)
+    confirmed = await services.alerts.confirm(alert.id, by)
+    warnings = ShopperWarnings(services.redis, services.orders, services.rasa, prefix=request.app[CONFIG].risk_prefix)
+    summary = await warnings.warn_for_alert(confirmed, by)
+    recorded = await services.alerts.record_warning(alert.id, summary)
+    return alert_done(recorded, summary=summary, message=warning_message(summary))
+
+
+@supervisors_only
+async def risk_websocket(request: web.Request) -> web.WebSocketResponse:
+    """Pushes the whole alert list (the page filters it) when an alert changes anywhere (the
+    alerts' pub/sub channel, one subscription per process), and every refresh interval. The role
+    is checked again before each push: a demoted supervisor's socket is closed (code 4403)."""
+    if not origin_allowed(request):
+        return json_error(403, "cross-origin WebSocket refused")
+    agent = await current_agent(request)
+    services, config = request.app[SERVICES], request.app[CONFIG]
+    ws = web.WebSocketResponse(heartbeat=20)
+    await ws.prepare(request)
+    listener = services.risk_feed.listen()
+
+    async def reader() -> None:
+        async for _ in ws:  # the page sends nothing; this notices the close
+            pass
+
+    loop = asyncio.get_running_loop()
+    reading = asyncio.create_task(reader())
+    next_refresh = loop.time()
+    try:
+        while not ws.closed and not reading.done():
+            changed, everything = listener.take()
+            if changed or everything or loop.time() >= next_refresh:
+                if not await services.agents.is_supervisor(agent):
+                    await ws.close(code=4403, message=SUPERVISORS_ONLY.encode())
+                    break
+                await ws.send_json(await risk_snapshot(services))
+                next_refresh = loop.time() + config.refresh_interval_s
+            woken = asyncio.create_task(listener.wake.wait())
+            try:
+                await asyncio.wait({woken, reading}, timeout=max(next_refresh - loop.time(), 0),
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                woken.cancel()
+            await asyncio.sleep(COALESCE_S)  # one list for a burst of changes
+    except ConnectionResetError:
+        pass
+    finally:
+        reading.cancel()
+        services.risk_feed.forget(listener)
+    return ws
+
+
 # -- background: SLA --------------------------------------------------------------------------
 async def notify_overdue(services: Services) -> int:
     """One SLA pass: tells the shoppers nobody claimed in time, gives them the ticket number, and
@@ -718,13 +956,15 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
     redis = async_redis(config.redis_url, socket_timeout=5, socket_connect_timeout=5)
     tickets = TicketStore(redis)
     feed = TicketFeed(redis, tickets.events_channel)
+    alerts = AlertStore(redis, prefix=config.risk_prefix)
+    risk_feed = TicketFeed(redis, alerts.channel)
     app[SERVICES] = Services(redis, tickets, AgentStore(redis, throttle_prefix=config.login_throttle_prefix), RasaApi(config.rasa_url, config.rasa_token),
-                             order_system_for(config.settings, redis), feed)
+                             order_system_for(config.settings, redis), feed, alerts, risk_feed)
     try:
         await tickets.upgrade()  # tickets of the earlier layout: converted once, here
     except (RedisError, OSError):
         logger.warning("could not check the tickets' layout at start; they are converted when read")
-    tasks = [asyncio.create_task(feed.run()), asyncio.create_task(watch_sla(app))]
+    tasks = [asyncio.create_task(feed.run()), asyncio.create_task(risk_feed.run()), asyncio.create_task(watch_sla(app))]
     yield
     for task in tasks:
         task.cancel()
@@ -750,6 +990,15 @@ def create_app(config: ConsoleConfig) -> web.Application:
         web.post("/api/tickets/{ticket_id}/transfer", api_transfer), web.post("/api/tickets/{ticket_id}/reply", api_reply),
         web.post("/api/tickets/{ticket_id}/note", api_note), web.post("/api/tickets/{ticket_id}/resolve", api_resolve),
         web.get("/ws", websocket), web.static("/static", HERE / "static"),
+        web.get("/risk", risk_page), web.get("/api/risk/alerts", api_risk_alerts),
+        web.get("/api/risk/alerts/{alert_id}", api_risk_alert),
+        web.post("/api/risk/alerts/{alert_id}/acknowledge", api_risk_acknowledge),
+        web.post("/api/risk/alerts/{alert_id}/assign", api_risk_assign),
+        web.post("/api/risk/alerts/{alert_id}/resolve", api_risk_resolve),
+        web.post("/api/risk/alerts/{alert_id}/note", api_risk_note),
+        web.post("/api/risk/alerts/{alert_id}/confirm", api_risk_confirm),
+        web.get("/ws/risk", risk_websocket),
     ])
     setup_webchat(app, SERVICES, CONFIG)
+    setup_regulators(app)
     return app
