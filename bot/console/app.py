@@ -17,10 +17,8 @@ import hmac
 import io
 import json
 import logging
-import os
 import re
 import secrets
-import socket
 import time
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -48,6 +46,7 @@ from bot.rasa_api import RasaApi, RasaApiError
 from bot.redis_url import async_redis
 from bot.risk.alerts import LIVE, Alert, AlertError, AlertStore
 from bot.risk.detector import load_thresholds
+from bot.risk.worker import RiskWorker, consumer_name
 from bot.settings import Settings
 from bot.webchat.routes import PUBLIC_PREFIXES, setup_webchat
 
@@ -950,6 +949,26 @@ async def watch_sla(app: web.Application) -> None:
         await asyncio.sleep(config.sla_interval_s)
 
 
+# -- background: the risk-event consumer ------------------------------------------------------
+async def run_risk_worker(app: web.Application) -> None:
+    """Every console process is a member of the detectors' consumer group (bot.risk.worker): the
+    group shares the events out, so each is counted once however many replicas run. The worker
+    rides out Redis outages itself; anything else is logged and the worker restarted. It is
+    cancelled at shutdown: an entry not yet acknowledged stays pending and is claimed again by
+    another consumer, and the worker counts each event id once."""
+    services, config = app[SERVICES], app[CONFIG]
+    worker = RiskWorker(services.redis, services.alerts, load_thresholds(), name=consumer_name(),
+                        prefix=config.risk_prefix)
+    while True:
+        try:
+            await worker.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("risk worker failed; restarting")
+            await asyncio.sleep(1.0)
+
+
 # -- app ------------------------------------------------------------------------------------
 async def resources(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
@@ -964,7 +983,8 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
         await tickets.upgrade()  # tickets of the earlier layout: converted once, here
     except (RedisError, OSError):
         logger.warning("could not check the tickets' layout at start; they are converted when read")
-    tasks = [asyncio.create_task(feed.run()), asyncio.create_task(risk_feed.run()), asyncio.create_task(watch_sla(app))]
+    tasks = [asyncio.create_task(feed.run()), asyncio.create_task(risk_feed.run()), asyncio.create_task(watch_sla(app)),
+             asyncio.create_task(run_risk_worker(app))]
     yield
     for task in tasks:
         task.cancel()

@@ -17,6 +17,7 @@ from bot.redis_url import async_redis
 from bot.risk.alerts import AlertStore
 from bot.risk.detector import Finding, SeriesKey, assess_safety, load_thresholds, series_keys
 from bot.risk.events import new_event
+from bot.risk.stream import RiskStream
 from tests.console.test_console import RASA_TOKEN, FakeRasa, login
 
 PASSWORD = "correct horse battery"
@@ -226,6 +227,28 @@ async def test_the_websocket_pushes_a_new_alert(risk_env):
     pushed = await asyncio.wait_for(ws.receive_json(), timeout=5)  # the refresh interval is an hour: a push
     assert [a["id"] for a in pushed["alerts"]] == [alert.id]
     assert pushed["alerts"][0]["severity"] == "urgent"
+    await ws.close()
+
+
+async def test_a_safety_report_from_any_replica_reaches_the_page(risk_env, redis_url):
+    """The console process consumes the risk-event stream itself: a safety report published by
+    another replica becomes an urgent alert, pushed to the open page within seconds."""
+    client = risk_env["client"]
+    await as_supervisor(risk_env)
+    ws = await client.ws_connect("/ws/risk")
+    assert (await asyncio.wait_for(ws.receive_json(), timeout=5))["alerts"] == []
+    producer = async_redis(redis_url)
+    try:
+        event = new_event("safety", "shock", "wechat", sku="SKU-60003", merchant="m-jiadian", category="家电",
+                          ticket="T-20261203-0009", text="台灯漏电，孩子被电了一下")
+        assert await RiskStream(producer, prefix=risk_env["prefix"]).publish(event)
+        pushed = await asyncio.wait_for(ws.receive_json(), timeout=8)
+    finally:
+        await producer.close()
+    alert = pushed["alerts"][0]
+    assert alert["severity"] == "urgent" and alert["safety"] and alert["sku"] == "SKU-60003"
+    detail = await (await client.get(f"/api/risk/alerts/{alert['id']}")).json()
+    assert detail["samples"][0]["ticket"] == "T-20261203-0009"
     await ws.close()
 
 
