@@ -1,5 +1,5 @@
-"""WeChat API client: a shared access token in Redis, the customer-service send API, typing and
-media. Errors carry WeChat's errcode and errmsg.
+"""WeChat API client: a shared access token in Redis, the customer-service send API, subscribe
+messages, typing and media. Errors carry WeChat's errcode and errmsg.
 
 The token is shared by every process. When WeChat refuses it (40001/40014/42001), one process
 at a time fetches a new one under a Redis lock, and only if the refused token is still the shared
@@ -131,6 +131,16 @@ class WeChatApi:
     async def send_text(self, openid: str, text: str) -> None:
         await self._post("/cgi-bin/message/custom/send", {"touser": openid, "msgtype": "text", "text": {"content": text}})
         await self._forget_typing(openid)  # a message ends WeChat's typing state
+
+    async def send_subscribe(self, openid: str, template_id: str, data: Dict[str, str], page: str = "") -> None:
+        """A subscribe message (订阅消息, subscribeMessage.send): needs no open chat, only the user's
+        earlier consent to this template; WeChat answers 43101 without it. `data` maps the
+        template's fields (thing1, ...) to their values."""
+        body: Dict[str, Any] = {"touser": openid, "template_id": template_id, "lang": "zh_CN",
+                                "data": {name: {"value": value} for name, value in data.items()}}
+        if page:
+            body["page"] = page
+        await self._post("/cgi-bin/message/subscribe/send", body)
 
     async def typing(self, openid: str, on: bool = True) -> None:
         """Shows (or cancels) 「对方正在输入」. Cosmetic: never raises, never retries, gives up after
