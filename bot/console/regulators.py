@@ -4,11 +4,12 @@ monthly report for the store and for 消协 cooperation.
 The dossier follows what a complaint to a market-regulation department must carry, 《市场监督管理
 投诉举报处理暂行办法》第九条 (quoted verbatim from knowledge/laws/extra in every dossier): the
 complainant's name, phone and address; the respondent's name and address; the concrete demand and
-the facts of the dispute. The remaining sections are the ones the 全国12315 platform's online
-complaint form asks for (商品或服务名称、型号、数量、金额、购买时间、订单号, 投诉问题类别, 证据材料),
-as described in public how-to pages on 12315 online complaints (the docs/pages corpora held no copy
-of the form itself, so the field list is that description, not the form's source). One ticket
-is one dossier (一事一单).
+the facts of the dispute. The other sections are the fields the 全国12315 platform's online
+complaint form asks for (商品或服务名称、型号、数量、金额、购买时间、订单号, 投诉问题类别, 证据材料).
+The form itself is not in the reference corpora we could search; the public how-to we found
+(https://china.findlaw.cn/ask/question_63967364.html) describes the steps, "事实清楚、实事求是" and
+"一事一单", not the field list, so that list follows the issue's brief and should be checked
+against the live form. One ticket is one dossier.
 
 Personal data: the complainant's name and phone, and the shopper's own words, are masked
 (bot.privacy.mask_personal_data) unless an agent recorded the shopper's explicit consent, with who,
@@ -87,6 +88,11 @@ def quoted_article(law: str, article: Any) -> Optional[Dict[str, Any]]:
         return None
     return {"law": statute.title, "article": number, "citation": statute.citation_line(number),
             "text": statute.articles[number]}
+
+
+@lru_cache(maxsize=1)
+def order_labels() -> Dict[str, Any]:
+    return yaml.safe_load((KNOWLEDGE_DIR / "order_labels.yml").read_text(encoding="utf-8"))
 
 
 def citation_line(law: Any, article: Any) -> str:
@@ -222,7 +228,7 @@ def order_record(order: Optional[Mapping[str, Any]]) -> Optional[Dict[str, Any]]
         return None
     amounts = [p["amount"] for p in products_of(order) if p["amount"] is not None]
     status = order.get("status")
-    labels = yaml.safe_load((KNOWLEDGE_DIR / "order_labels.yml").read_text(encoding="utf-8"))["order_status"]
+    labels = order_labels()["order_status"]
     return {"order_id": order.get("order_id"), "created_at": _iso(order.get("created_at")),
             "amount": round(sum(amounts), 2) if amounts else None, "status": status,
             "status_label": labels.get(status, status), "signed_at": _iso(order.get("signed_at")),
@@ -251,7 +257,7 @@ def complainant(ticket: Ticket, order: Optional[Mapping[str, Any]], consent: Opt
 def timeline(ticket: Ticket, order: Optional[Mapping[str, Any]], returns: Sequence[Mapping[str, Any]],
              consent: Optional[Mapping[str, Any]], masked: bool) -> List[Dict[str, Any]]:
     labels = rules_text()["reason_labels"]
-    kinds = yaml.safe_load((KNOWLEDGE_DIR / "order_labels.yml").read_text(encoding="utf-8"))["return_kind"]
+    kinds = order_labels()["return_kind"]
     rows: List[Tuple[Any, str, str]] = []
     if order:
         rows.append((order.get("created_at"), "下单", f"订单 {order.get('order_id')}"))
@@ -266,7 +272,8 @@ def timeline(ticket: Ticket, order: Optional[Mapping[str, Any]], returns: Sequen
         rows.append((ticket.claimed_at, "客服接入", ""))
     for note in ticket.notes:
         text = str(note.get("text") or "")
-        rows.append((note.get("at"), "客服备注", mask_personal_data(text) if masked else text))
+        text = mask_personal_data(text) if masked else text
+        rows.append((note.get("at"), "客服备注", f"{note.get('agent')}：{text}" if note.get("agent") else text))
     if consent:
         rows.append((consent.get("at"), "记录投诉人同意提供个人信息", f"记录人 {consent.get('by')}"))
     if ticket.resolved_at:

@@ -105,6 +105,21 @@ def test_the_example_dossier_is_complete_masked_and_quotes_the_law_verbatim():
     assert_verbatim(dossier["legal_basis"] + [dossier["form_basis"]])
 
 
+def test_a_safety_ticket_without_an_order_cites_the_safety_articles_and_asks_for_the_rest():
+    ticket = Ticket("T9", "web:x", "safety", "urgent", "socketio", "安全事故｜充电器冒烟烫伤了手",
+                    "2026-11-02T09:00:00+08:00", "2026-11-02T09:05:00+08:00")
+    dossier = regulators.build_dossier(ticket, order=None, returns=[], transcript=[], consent=None, generated_by="a")
+    consumer, ecommerce = "中华人民共和国消费者权益保护法", "中华人民共和国电子商务法"
+    articles = [(b["law"], b["article"]) for b in dossier["legal_basis"]]
+    assert articles == [(consumer, 7), (consumer, 18), (consumer, 19), (consumer, 49), (ecommerce, 38),
+                        (consumer, 39), (consumer, 44), (ecommerce, 59)]
+    assert all(b["source"] == "category" and b["verified"] for b in dossier["legal_basis"])
+    assert_verbatim(dossier["legal_basis"])
+    assert dossier["demand"] == "待补充" and dossier["order"] is None and dossier["products"] == []
+    assert dossier["complainant"]["name"] == "待补充" and dossier["complainant"]["phone"] == "待补充"
+    assert [r["role"] for r in dossier["respondents"]] == ["电子商务平台经营者"]
+
+
 def test_the_committed_example_is_what_the_code_generates():
     committed = json.loads((ROOT / "docs/examples/dossier-example.json").read_text(encoding="utf-8"))
     fresh = example_dossier()
