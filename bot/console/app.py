@@ -697,7 +697,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
 # -- risk alerts (风险预警, supervisors only) --------------------------------------------------
 SEVERITY_LABELS = {"critical": "严重", "urgent": "紧急", "high": "高", "normal": "一般"}  # most severe first
 STATUS_LABELS = {"open": "待处理", "acknowledged": "已确认收到", "resolved": "已处理"}
-STATUS_FILTERS = {LIVE: "未处理完（待处理、已确认收到）", **STATUS_LABELS}
+STATUS_FILTERS = {LIVE: "未处理（待处理与已确认收到）", **STATUS_LABELS}
 ALERT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
 FILTER_CHARS = 64
 NOTE_CHARS = 2000

@@ -84,7 +84,8 @@
     if (fresh.has(a.id)) head.append(el("strong", "新 "));
     head.append(el("span", subject(a)));
     node.append(head, el("div", a.rule),
-      el("div", "实际 " + a.observed + " 起 · 预期 " + number(a.expected, 1) + " 起 · " + a.status_label +
+      el("div", "实际 " + a.observed + " 起 · " + (a.safety ? "安全事件立即预警" : "预期 " + number(a.expected, 1) + " 起") +
+        " · " + a.status_label +
         (a.assignee ? " · 负责人 " + a.assignee : "") + " · " + when(a.updated_at), "muted"));
     node.onclick = () => open(a.id);
     node.onkeydown = (event) => { if (event.key === "Enter") open(a.id); };
@@ -136,6 +137,7 @@
   }
 
   function renderDetail(a) {
+    if (!current || current.id !== a.id) $("a-status").textContent = "";
     current = a;
     $("detail").hidden = false;
     $("d-title").replaceChildren(el("span", a.severity_label, "badge " + a.severity), " " + subject(a));
