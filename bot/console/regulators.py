@@ -485,7 +485,8 @@ def top_risks(alerts: Iterable[Any], start: dt.datetime, end: dt.datetime) -> Li
             "warning": _alert_value(alert, "warning"),
             "notes": [{"by": n.get("by"), "at": n.get("at"), "text": mask_personal_data(str(n.get("text") or ""))}
                       for n in _alert_value(alert, "notes", []) or [] if isinstance(n, Mapping)],
-            "resolved": {"by": resolved.get("by"), "at": resolved.get("at")} if resolved else None,
+            "resolved": {"by": resolved.get("by"), "at": _alert_value(alert, "resolved_at") or resolved.get("at")}
+            if resolved else None,
         })
     return risks
 
@@ -563,12 +564,17 @@ async def read_events(redis, start: dt.datetime, end: dt.datetime, stream: str =
         low = f"{ms}-{int(seq) + 1}"
 
 
-async def read_alerts(redis) -> List[Any]:
+async def read_alerts(redis, start: dt.datetime, end: dt.datetime) -> List[Any]:
+    """The alerts created in the span: the `alerts` index is scored by creation time (unix s)."""
     try:
+        from bot.risk.alerts import PREFIX as ALERTS_PREFIX
         from bot.risk.alerts import AlertStore
     except ImportError:  # the alerts module not deployed: a report without top risks
         return []
-    return await AlertStore(redis).list(limit=1000)
+    ids = await redis.zrangebyscore(ALERTS_PREFIX + "alerts", start.timestamp(), f"({end.timestamp()}")
+    store = AlertStore(redis)
+    found = [await store.get(i.decode() if isinstance(i, bytes) else str(i)) for i in ids]
+    return [a for a in found if a is not None]
 
 
 # -- routes -----------------------------------------------------------------------------------
@@ -660,8 +666,8 @@ async def monthly_report(request: web.Request) -> Dict[str, Any]:
     except ValueError:
         raise web.HTTPBadRequest(text=json.dumps({"error": "month must be YYYY-MM"}), content_type="application/json")
     tally = await read_events(services.redis, start, end)
-    return build_report(month, tally, await services.tickets.all_tickets(), await read_alerts(services.redis),
-                        generated_by=agent)
+    return build_report(month, tally, await services.tickets.all_tickets(),
+                        await read_alerts(services.redis, start, end), generated_by=agent)
 
 
 async def api_monthly_report(request: web.Request) -> web.Response:

@@ -398,3 +398,32 @@ def test_event_tally_skips_nothing_it_cannot_place():
     report = build_report("2026-11", tally, [], [], generated_by="sup")
     assert report["events"]["total"] == 1 and report["by_merchant"][0]["name"] == "m-x"
     assert report["tickets"]["sla_rate"] is None and report["csat"]["mean"] is None and report["top_risks"] == []
+
+
+async def test_the_report_lists_the_months_alerts_and_what_was_done(private_env):
+    from bot.risk.alerts import AlertStore
+    from bot.risk.detector import Finding
+
+    client, redis = private_env["client"], private_env["services"].redis
+    alerts = AlertStore(redis)
+    event = new_event("safety", "fire", "web", sku="SKU-40002", merchant="m-shuma")
+    finding = Finding(key="merchant:m-shuma|safety:fire", dimension="merchant", value="m-shuma", kind="safety",
+                      reason="fire", severity="urgent", observed=1, expected=0.0, ratio=0.0, window_h=24,
+                      p_value=0.0, rule="一起起火报告，立即预警")
+    alert = await alerts.record(finding, event, {"start": event.at, "bucket_s": 3600, "counts": [1],
+                                                 "expected_per_bucket": 0.0})
+    await alerts.add_note(alert.id, "sup", "已通知商家下架，顾客电话 13912345678")
+    await alerts.resolve(alert.id, "sup", "商家已召回")
+
+    assert await login(client, private_env["supervisor"])
+    this_month = dt.datetime.now(SHANGHAI).strftime("%Y-%m")
+    report = await (await client.get(f"/api/reports/monthly.json?month={this_month}")).json()
+    [risk] = report["top_risks"]
+    assert risk["id"] == alert.id and risk["severity_label"] == "紧急" and risk["safety"] is True
+    assert risk["status"] == "resolved" and risk["resolved"]["by"] == "sup" and risk["name"] == "数码先锋专营店"
+    assert [n["text"] for n in risk["notes"]][-1] == "商家已召回"
+    assert "13912345678" not in json.dumps(report, ensure_ascii=False)
+    earlier = await (await client.get("/api/reports/monthly.json?month=2025-01")).json()
+    assert earlier["top_risks"] == []
+    html = await (await client.get(f"/reports/monthly?month={this_month}")).text()
+    assert "一起起火报告，立即预警" in html and "已解决" in html
