@@ -6,9 +6,10 @@ action verifies who a shopper is (actions/services.py `customer_of`), the conver
 remembered here against the customer id. Only verified identities are remembered: a conversation
 that merely claims a customer never gets that customer's warnings.
 
-Per customer, one sorted set of `<channel>|<conversation id>` scored by when it was last seen (unix
-s), expiring CONTACT_TTL_DAYS after the customer was last seen, at most MAX_CONVERSATIONS kept. The keys hold customer and conversation ids (the shop's own data, like
-the order system), never anything the shopper wrote.
+Per customer (`contacts:<customer id>` under the prefix), one sorted set of
+`<channel>|<conversation id>` scored by when it was last seen (unix s), expiring CONTACT_TTL_DAYS
+after the customer was last seen, at most MAX_CONVERSATIONS kept. The keys hold customer and
+conversation ids (the shop's own data, like the order system), never anything the shopper wrote.
 """
 
 from __future__ import annotations

@@ -112,6 +112,7 @@ class WarningTexts:
     default: Risk
     page: str
     fields: Dict[str, str]
+    notes: Dict[str, str]  # for staff: why nobody was warned
 
 
 def _risk(data: Mapping[str, Any]) -> Risk:
@@ -124,7 +125,7 @@ def load_warning_texts(path: Optional[Path] = None) -> WarningTexts:
     return WarningTexts(
         message=data["message"], common_steps=tuple(data.get("common_steps", ())),
         risks=tuple(_risk(r) for r in data["risks"].values()), default=_risk(data["default"]),
-        page=data["subscribe"]["page"], fields=dict(data["subscribe"]["fields"]),
+        page=data["subscribe"]["page"], fields=dict(data["subscribe"]["fields"]), notes=dict(data["staff_notes"]),
     )
 
 
@@ -204,7 +205,7 @@ class ShopperWarnings:
         (OrderSystemError) before anything is sent, so confirming again is safe."""
         summary: Dict[str, Any] = {SENT: 0, ALREADY: 0, UNREACHABLE: 0, FAILED: 0, "buyers": 0, "by": by,
                                    "at": dt.datetime.now(SHANGHAI).isoformat()}
-        refusal = _refusal(alert)
+        refusal = _refusal(self._texts, alert)
         if refusal:
             return {**summary, "note": refusal}
         buyers = buyers_of(await self._orders.orders_with_sku(alert.sku), alert.sku)
@@ -218,7 +219,7 @@ class ShopperWarnings:
         for outcome in await asyncio.gather(*(one(c, o) for c, o in buyers.items())):
             summary[outcome] += 1
         if not buyers:
-            summary["note"] = "订单系统中没有找到购买过该商品的顾客。"
+            summary["note"] = self._texts.notes["no_buyers"]
         return summary
 
     async def deliveries(self, alert_id: str) -> List[Dict[str, Any]]:
@@ -303,19 +304,19 @@ class ShopperWarnings:
             logger.warning("a sent safety warning is missing from the transcript: %s", error)
 
 
-def _refusal(alert) -> Optional[str]:
+def _refusal(texts: WarningTexts, alert) -> Optional[str]:
     """Why nobody is warned about this alert (staff-facing), or None."""
     if not getattr(alert, "safety", False):
-        return "只有安全类预警才会主动告知顾客。"
+        return texts.notes["not_safety"]
     if not getattr(alert, "confirmed_by", None):
-        return "该安全预警尚未经工作人员确认，未向顾客发送提醒。"
+        return texts.notes["not_confirmed"]
     if not alert.sku:
-        return "该预警没有对应的具体商品（SKU），无法确定购买过的顾客，未向任何顾客发送提醒。"
+        return texts.notes["no_sku"]
     return None
 
 
 def shopper_warnings_for(redis: aioredis.Redis, orders: OrderSystem, rasa: RasaApi,
-                         env: Mapping[str, str] = os.environ) -> ShopperWarnings:
+                         env: Mapping[str, str] = os.environ, prefix: str = "xb:risk:") -> ShopperWarnings:
     """ShopperWarnings wired from the environment: the WeChat API when WECHAT_APPID and
     WECHAT_SECRET are set (sharing the channel's access token in this Redis),
     WECHAT_SAFETY_TEMPLATE_ID for subscribe messages, RISK_CONTACT_TTL_DAYS."""
@@ -327,6 +328,6 @@ def shopper_warnings_for(redis: aioredis.Redis, orders: OrderSystem, rasa: RasaA
 
         wechat = WeChatApi(env.get("WECHAT_API_BASE") or "https://api.weixin.qq.com", env["WECHAT_APPID"],
                            env["WECHAT_SECRET"], redis)
-    contacts = ContactBook(redis, ttl_days=float(env.get("RISK_CONTACT_TTL_DAYS") or CONTACT_TTL_DAYS))
-    return ShopperWarnings(redis, orders, rasa, wechat, template_id=env.get("WECHAT_SAFETY_TEMPLATE_ID") or None,
+    contacts = ContactBook(redis, prefix=prefix, ttl_days=float(env.get("RISK_CONTACT_TTL_DAYS") or CONTACT_TTL_DAYS))
+    return ShopperWarnings(redis, orders, rasa, wechat, prefix, template_id=env.get("WECHAT_SAFETY_TEMPLATE_ID") or None,
                            contacts=contacts)

@@ -23,8 +23,8 @@ from bot.rasa_api import RasaApi
 from bot.redis_url import async_redis
 from bot.risk.alerts import Alert
 from bot.risk.contacts import ContactBook
-from bot.risk.warnings import (THING_CHARS, ShopperWarnings, load_warning_texts, risk_of, subscribe_fields,
-                               warning_text)
+from bot.risk.warnings import (THING_CHARS, ShopperWarnings, load_warning_texts, risk_of, shopper_warnings_for,
+                               subscribe_fields, warning_text)
 from tests.channels.fake_wechat import FakeWeChat
 
 TODAY = dt.date(2026, 11, 28)
@@ -116,7 +116,7 @@ async def env(redis_url, aiohttp_server):
                                **options)
 
     yield {"redis": redis, "rasa": rasa, "wechat": wechat, "contacts": contacts, "warnings": warnings,
-           "prefix": prefix}
+           "prefix": prefix, "orders": orders, "rasa_url": rasa_url, "wechat_url": wechat_url, "clients": clients}
     for client in clients:
         await client.close()
     await redis.delete("xb:wechat:access_token")
@@ -252,6 +252,22 @@ async def test_the_most_recent_conversation_that_takes_the_warning_is_the_only_o
     assert len(env["rasa"].texts("web:aaaaaaaaaaaaaaaa")) == 1 and env["wechat"].sent == []
     [record] = [r for r in await env["warnings"]().deliveries(alert.id) if r["customer_id"] == "c1001"]
     assert record["channel"] == "web" and [t["status"] for t in record["tried"]] == ["unreachable", "sent"]
+
+
+async def test_wired_from_the_environment_wechat_and_its_template_are_used(env):
+    await seen(env, "c1001", "wx:oShopperOne", "wechat")
+    rasa_api = RasaApi(env["rasa_url"], RASA_TOKEN)
+    settings = {"WECHAT_APPID": "wxappid", "WECHAT_SECRET": "secret", "WECHAT_API_BASE": env["wechat_url"],
+                "WECHAT_SAFETY_TEMPLATE_ID": TEMPLATE}
+    wired = shopper_warnings_for(env["redis"], env["orders"], rasa_api, settings, prefix=env["prefix"])
+    env["clients"].extend([rasa_api, wired._wechat])
+    assert (await wired.warn_for_alert(safety_alert(), "supervisor1"))["sent"] == 1
+    assert [m["template_id"] for m in env["wechat"].subscribed] == [TEMPLATE]
+    without = shopper_warnings_for(env["redis"], env["orders"], rasa_api, {}, prefix=env["prefix"])
+    alert = safety_alert()
+    assert (await without.warn_for_alert(alert, "supervisor1"))["unreachable"] == 2
+    [record] = [r for r in await without.deliveries(alert.id) if r["customer_id"] == "c1001"]
+    assert (record["status"], record["tried"][0]["error"]) == ("unreachable", "wechat_not_configured")
 
 
 @pytest.mark.parametrize("alert, note", [
