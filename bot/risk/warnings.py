@@ -40,7 +40,7 @@ import os
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -241,7 +241,7 @@ class ShopperWarnings:
         record = {"customer_id": customer, "status": attempt.status, "channel": attempt.channel,
                   "conversation_id": attempt.conversation_id, "product": product, "by": by,
                   "at": dt.datetime.now(SHANGHAI).isoformat(), "error": attempt.error,
-                  "tried": [t.__dict__ for t in tried]}
+                  "tried": [asdict(t) for t in tried]}
         await self._finish(keys=self._keys(alert.id),
                            args=[customer, token, attempt.status, json.dumps(record, ensure_ascii=False), self._ttl_s])
         return attempt.status
