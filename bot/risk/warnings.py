@@ -196,6 +196,11 @@ class ShopperWarnings:
         self._claim = redis.register_script(_CLAIM)
         self._finish = redis.register_script(_FINISH)
 
+    async def close(self) -> None:
+        """Closes the WeChat client (the one shopper_warnings_for made); Rasa's belongs to the caller."""
+        if self._wechat is not None:
+            await self._wechat.close()
+
     def _keys(self, alert_id: str) -> List[str]:
         return [f"{self._prefix}warning-claims:{alert_id}", f"{self._prefix}warning-deliveries:{alert_id}"]
 

@@ -260,7 +260,7 @@ async def test_wired_from_the_environment_wechat_and_its_template_are_used(env):
     settings = {"WECHAT_APPID": "wxappid", "WECHAT_SECRET": "secret", "WECHAT_API_BASE": env["wechat_url"],
                 "WECHAT_SAFETY_TEMPLATE_ID": TEMPLATE}
     wired = shopper_warnings_for(env["redis"], env["orders"], rasa_api, settings, prefix=env["prefix"])
-    env["clients"].extend([rasa_api, wired._wechat])
+    env["clients"].extend([rasa_api, wired])
     assert (await wired.warn_for_alert(safety_alert(), "supervisor1"))["sent"] == 1
     assert [m["template_id"] for m in env["wechat"].subscribed] == [TEMPLATE]
     without = shopper_warnings_for(env["redis"], env["orders"], rasa_api, {}, prefix=env["prefix"])
