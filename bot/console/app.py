@@ -46,6 +46,7 @@ from bot.rasa_api import RasaApi, RasaApiError
 from bot.redis_url import async_redis
 from bot.risk.alerts import LIVE, Alert, AlertError, AlertStore
 from bot.risk.detector import load_thresholds
+from bot.risk.warnings import ShopperWarnings, shopper_warnings_for
 from bot.risk.worker import RiskWorker, consumer_name
 from bot.settings import Settings
 from bot.webchat.routes import PUBLIC_PREFIXES, setup_webchat
@@ -168,6 +169,7 @@ class Services:
     feed: TicketFeed
     alerts: AlertStore
     risk_feed: TicketFeed  # the alerts' changes, for /ws/risk
+    warnings: ShopperWarnings  # 主动告知 when a safety alert is confirmed
 
 
 SESSION_MAX_AGE_S = 8 * 3600
@@ -843,6 +845,8 @@ async def api_risk_note(request: web.Request) -> web.Response:
 
 def warning_message(summary: Dict[str, Any]) -> str:
     """The confirmation's result in one Chinese sentence, for the supervisor who confirmed."""
+    if summary.get("note"):  # nobody could be warned (e.g. the alert names no SKU): why
+        return str(summary["note"])
     parts = [f"已告知 {summary.get('sent', 0)} 位已购买顾客"]
     for key, label in (("already", "此前已告知"), ("unreachable", "无法联系"), ("failed", "发送失败")):
         if summary.get(key):
@@ -857,15 +861,10 @@ async def api_risk_confirm(request: web.Request) -> web.Response:
     alert, services = await load_alert(request), request.app[SERVICES]
     if not alert.safety:
         return json_error(409, "只有安全事件预警需要确认并告知顾客")
-    try:
-        from bot.risk.warnings import ShopperWarnings
-    except ImportError:  # confirm nothing that cannot be followed by warning the shoppers
-        logger.error("bot.risk.warnings is missing: safety alerts cannot be confirmed")
-        return json_error(503, "主动告知功能尚未部署，暂时无法确认并告知顾客，请联系技术支持。")
     by = await current_agent(request)
     confirmed = await services.alerts.confirm(alert.id, by)
-    warnings = ShopperWarnings(services.redis, services.orders, services.rasa, prefix=request.app[CONFIG].risk_prefix)
-    summary = await warnings.warn_for_alert(confirmed, by)
+    # Confirming again (e.g. after the order system was down) warns only those not yet warned.
+    summary = await services.warnings.warn_for_alert(confirmed, by)
     recorded = await services.alerts.record_warning(alert.id, summary)
     return alert_done(recorded, summary=summary, message=warning_message(summary))
 
@@ -977,8 +976,10 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
     feed = TicketFeed(redis, tickets.events_channel)
     alerts = AlertStore(redis, prefix=config.risk_prefix)
     risk_feed = TicketFeed(redis, alerts.channel)
-    app[SERVICES] = Services(redis, tickets, AgentStore(redis, throttle_prefix=config.login_throttle_prefix), RasaApi(config.rasa_url, config.rasa_token),
-                             order_system_for(config.settings, redis), feed, alerts, risk_feed)
+    rasa, orders = RasaApi(config.rasa_url, config.rasa_token), order_system_for(config.settings, redis)
+    warnings = shopper_warnings_for(redis, orders, rasa, prefix=config.risk_prefix)  # WeChat from WECHAT_* if set
+    app[SERVICES] = Services(redis, tickets, AgentStore(redis, throttle_prefix=config.login_throttle_prefix), rasa,
+                             orders, feed, alerts, risk_feed, warnings)
     try:
         await tickets.upgrade()  # tickets of the earlier layout: converted once, here
     except (RedisError, OSError):
@@ -990,6 +991,8 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await app[SERVICES].rasa.close()
+    if warnings._wechat is not None:  # the WeChat API client shopper_warnings_for made from WECHAT_*
+        await warnings._wechat.close()
     await redis.aclose() if hasattr(redis, "aclose") else await redis.close()
 
 

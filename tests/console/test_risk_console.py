@@ -5,7 +5,8 @@ test has its own risk key prefix, so alerts of other tests never show up."""
 from __future__ import annotations
 
 import asyncio
-import sys
+import dataclasses
+import datetime as dt
 import time
 import uuid
 
@@ -13,8 +14,10 @@ import pytest
 from cryptography.fernet import Fernet
 
 from bot.console.app import SERVICES, ConsoleConfig, create_app
+from bot.orders.demo import demo_orders
 from bot.redis_url import async_redis
 from bot.risk.alerts import AlertStore
+from bot.risk.contacts import ContactBook
 from bot.risk.detector import Finding, SeriesKey, assess_safety, load_thresholds, series_keys
 from bot.risk.events import new_event
 from bot.risk.stream import RiskStream
@@ -63,7 +66,7 @@ async def risk_env(redis_url, aiohttp_server, aiohttp_client):
     await services.agents.add(boss, PASSWORD, role="supervisor")
     await services.agents.add(agent, PASSWORD)
     other = async_redis(redis_url)  # another replica's connection: changes made elsewhere
-    yield {"app": app, "client": services_client, "boss": boss, "agent": agent, "prefix": prefix,
+    yield {"app": app, "client": services_client, "boss": boss, "agent": agent, "prefix": prefix, "rasa": rasa,
            "alerts": AlertStore(other, prefix=prefix), "aiohttp_client": aiohttp_client}
     await other.close()
 
@@ -208,13 +211,35 @@ async def test_transitions_need_csrf_and_refusals_are_409(risk_env):
         assert (await client.post(f"/api/risk/alerts/{missing}/acknowledge", headers=headers)).status == 404
 
 
-async def test_confirming_a_safety_alert_without_the_warnings_module_says_so(risk_env, monkeypatch):
-    alert = await safety_alert(risk_env["alerts"])
+async def test_confirming_a_safety_alert_warns_its_buyers_once(risk_env):
+    """确认安全风险并告知已购买顾客: the buyer of the SKU seen in web chat is warned through Rasa, the
+    one never seen in a chat is counted unreachable; confirming again warns nobody twice."""
+    services, prefix = risk_env["app"][SERVICES], risk_env["prefix"]
+    sku = f"SKU-T{uuid.uuid4().hex[:8]}"  # only these test orders have it
+    demo = demo_orders(dt.date.today())[0]
+    buyers = [f"c-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    await services.orders.save_orders([
+        dataclasses.replace(demo, order_id=f"99{uuid.uuid4().int % 10**14:014d}", customer_id=customer,
+                            items=(dataclasses.replace(demo.items[0], sku=sku),)) for customer in buyers])
+    conversation = f"web:{uuid.uuid4().hex[:16]}"
+    await ContactBook(services.redis, prefix=prefix).remember(buyers[0], conversation, "web")
+    alert = await safety_alert(risk_env["alerts"], sku=sku)
     csrf = await as_supervisor(risk_env)
-    monkeypatch.setitem(sys.modules, "bot.risk.warnings", None)  # an import of it raises ImportError
-    response = await risk_env["client"].post(f"/api/risk/alerts/{alert.id}/confirm", headers={"X-CSRF-Token": csrf})
-    assert response.status == 503 and "主动告知" in (await response.json())["error"]
-    assert (await risk_env["alerts"].get(alert.id)).confirmed_by is None  # nothing confirmed that nobody was told of
+    url, headers = f"/api/risk/alerts/{alert.id}/confirm", {"X-CSRF-Token": csrf}
+
+    response = await risk_env["client"].post(url, headers=headers)
+    body = await response.json()
+    assert response.status == 200, body
+    assert (body["summary"]["sent"], body["summary"]["unreachable"]) == (1, 1)
+    assert body["message"] == "已告知 1 位已购买顾客，无法联系 1 位。"
+    assert body["alert"]["confirmed_by"] == risk_env["boss"] and body["alert"]["warning"]["sent"] == 1
+    assert [h["op"] for h in body["alert"]["history"]][-2:] == ["confirm", "warn"]
+    [warning] = [e for e in risk_env["rasa"].events[conversation] if e["event"] == "bot"]
+    assert warning["metadata"]["risk_alert"] == alert.id
+
+    again = await (await risk_env["client"].post(url, headers=headers)).json()
+    assert (again["summary"]["sent"], again["summary"]["already"]) == (0, 1)
+    assert len([e for e in risk_env["rasa"].events[conversation] if e["event"] == "bot"]) == 1
 
 
 async def test_the_websocket_pushes_a_new_alert(risk_env):

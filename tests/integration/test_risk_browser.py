@@ -1,12 +1,15 @@
 """风险预警 in headless Chromium (issue 15): a supervisor sees a new alert appear live (a safety
 report published to the risk stream, consumed by the console's own worker), opens it, sees its
-chart drawn, and acknowledges it; an agent without the supervisor role sees no link and gets 403.
+chart drawn, acknowledges it and confirms the safety risk (two clicks); an agent without the
+supervisor role sees no link and gets 403.
 
 Set RISK_SCREENSHOT=docs/screenshots/risk-alerts.png to save the page (an open alert and its chart)
 for the README."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import math
 import os
 import random
@@ -18,8 +21,10 @@ import pytest
 from cryptography.fernet import Fernet
 
 from bot.console.app import SERVICES, ConsoleConfig, create_app
+from bot.orders.demo import demo_orders
 from bot.redis_url import async_redis
 from bot.risk.alerts import AlertStore
+from bot.risk.contacts import ContactBook
 from bot.risk.detector import Finding, SeriesKey
 from bot.risk.events import new_event
 from bot.risk.stream import RiskStream
@@ -80,8 +85,15 @@ async def risk_browser_env(redis_url, aiohttp_server, aiohttp_client):
     await trend_alert(store, "SKU-10002", "m-huayi", "服装鞋包", "normal", 7, 2.9,
                       "近24小时商品「SKU-10002」的「质量问题」退货 7 起，按近28天占比的基线应约 2.9 起（2.4 倍），超出正常波动。",
                       [0, 1, 1, 0, 2, 1, 1, 1], "鞋底开胶了，穿了两天")
+    # A shopper who bought the charger and was last seen in web chat: told when the risk is confirmed.
+    demo = demo_orders(dt.date.today())[0]
+    buyer, conversation = f"c-{uuid.uuid4().hex[:8]}", f"web:{uuid.uuid4().hex[:16]}"
+    await services.orders.save_orders([dataclasses.replace(
+        demo, order_id=f"98{uuid.uuid4().int % 10**14:014d}", customer_id=buyer,
+        items=(dataclasses.replace(demo.items[0], name="快充充电器", sku="SKU-40002", merchant="m-shuma"),))])
+    await ContactBook(other, prefix=prefix).remember(buyer, conversation, "web")
     yield {"base": str(client.make_url("")).rstrip("/"), "boss": boss, "agent": agent, "prefix": prefix,
-           "store": store, "stream": RiskStream(other, prefix=prefix)}
+           "store": store, "stream": RiskStream(other, prefix=prefix), "rasa": rasa, "conversation": conversation}
     await other.close()
 
 
@@ -156,6 +168,18 @@ async def test_a_supervisor_sees_a_new_alert_live_opens_its_chart_and_acknowledg
             await expect(page.locator(".alert-card", has_text="SKU-40002")).to_contain_text("已确认收到")
             stored = await env["store"].get((await page.locator(".alert-card.selected").get_attribute("data-alert-id")))
             assert stored.status == "acknowledged" and stored.history[-1]["by"] == env["boss"]
+
+            confirm = page.locator("#a-confirm")
+            await confirm.click()  # the first click only arms it: warning shoppers cannot be undone
+            await expect(confirm).to_contain_text("再次点击")
+            assert (await env["store"].get(stored.id)).confirmed_by is None
+            await confirm.click()
+            await expect(page.locator("#a-status")).to_have_text("已告知 1 位已购买顾客。", timeout=15000)
+            await expect(page.locator("#d-warning")).to_contain_text(f"已由 {env['boss']}")
+            await expect(confirm).to_be_disabled()
+            assert (await env["store"].get(stored.id)).confirmed_by == env["boss"]
+            [told] = [e for e in env["rasa"].events[env["conversation"]] if e["event"] == "bot"]
+            assert told["metadata"]["risk_alert"] == stored.id
 
             await page.locator(".alert-card", has_text="SKU-60001").click()
             await expect(page.locator("#d-title")).to_contain_text("SKU-60001")

@@ -181,6 +181,7 @@
   }
 
   function warningText(w) {
+    if (w.note) return w.note;
     let text = "已告知 " + (w.sent || 0) + " 位已购买顾客";
     if (w.already) text += "，此前已告知 " + w.already + " 位";
     if (w.unreachable) text += "，无法联系 " + w.unreachable + " 位";
