@@ -991,8 +991,7 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await app[SERVICES].rasa.close()
-    if warnings._wechat is not None:  # the WeChat API client shopper_warnings_for made from WECHAT_*
-        await warnings._wechat.close()
+    await warnings.close()  # the WeChat API client shopper_warnings_for made from WECHAT_*, if any
     await redis.aclose() if hasattr(redis, "aclose") else await redis.close()
 
 
