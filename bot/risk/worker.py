@@ -109,7 +109,7 @@ def _text(value: Any) -> str:
 class RiskWorker:
     def __init__(self, redis: aioredis.Redis, alerts: AlertStore, thresholds: Thresholds, name: str,
                  prefix: str = PREFIX, *, clock: Callable[[], float] = time.time,
-                 claim_idle_ms: int = CLAIM_IDLE_MS) -> None:
+                 claim_idle_ms: int = CLAIM_IDLE_MS, claim_every_s: float = CLAIM_EVERY_S) -> None:
         self._redis = redis
         self._alerts = alerts
         self._th = thresholds
@@ -117,6 +117,7 @@ class RiskWorker:
         self._prefix = prefix
         self._clock = clock
         self._claim_idle_ms = claim_idle_ms
+        self._claim_every_s = claim_every_s
         self.stream = stream_key(prefix)
         self._apply = redis.register_script(_APPLY)
         self._group_ready = False
@@ -141,12 +142,12 @@ class RiskWorker:
 
     # -- one round --------------------------------------------------------------------------
     async def process_once(self, block_ms: int = 1000) -> int:
-        """Claims entries of dead consumers (every CLAIM_EVERY_S), then reads new ones (blocking up
-        to block_ms) and processes them. Returns how many entries were handled."""
+        """Claims entries of dead consumers (at first, then every claim_every_s), then reads new
+        ones (blocking up to block_ms) and processes them. Returns how many entries were handled."""
         if not self._group_ready:
             await self.ensure_group()
         handled = 0
-        if time.monotonic() - self._last_claim >= CLAIM_EVERY_S:
+        if time.monotonic() - self._last_claim >= self._claim_every_s:
             handled += await self.claim_abandoned()
         try:
             reply = await self._redis.xreadgroup(GROUP, self.name, {self.stream: ">"}, count=BATCH,
