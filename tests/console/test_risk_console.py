@@ -277,7 +277,6 @@ async def test_a_safety_report_from_any_replica_reaches_the_page(risk_env, redis
     await ws.close()
 
 
-@pytest.mark.attack("risk-xss")
 async def test_shopper_excerpts_stay_text(risk_env):
     """An excerpt is shopper text: it reaches the page only as JSON (inserted with textContent by
     risk.js; the browser test checks no element is made of it), never in server-rendered HTML."""
