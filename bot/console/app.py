@@ -907,6 +907,8 @@ async def risk_websocket(request: web.Request) -> web.WebSocketResponse:
             await asyncio.sleep(COALESCE_S)  # one list for a burst of changes
     except ConnectionResetError:
         pass
+    except RedisError:  # the page reconnects and gets the list again
+        logger.warning("risk alerts unavailable for a console WebSocket", exc_info=True)
     finally:
         reading.cancel()
         services.risk_feed.forget(listener)
@@ -956,16 +958,16 @@ async def run_risk_worker(app: web.Application) -> None:
     cancelled at shutdown: an entry not yet acknowledged stays pending and is claimed again by
     another consumer, and the worker counts each event id once."""
     services, config = app[SERVICES], app[CONFIG]
-    worker = RiskWorker(services.redis, services.alerts, load_thresholds(), name=consumer_name(),
-                        prefix=config.risk_prefix)
+    name = consumer_name()
     while True:
-        try:
-            await worker.run()
+        try:  # thresholds read here: a broken knowledge/risk_thresholds.yml is logged, the console still serves
+            await RiskWorker(services.redis, services.alerts, load_thresholds(), name=name,
+                             prefix=config.risk_prefix).run()
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("risk worker failed; restarting")
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(5.0)
 
 
 # -- app ------------------------------------------------------------------------------------
