@@ -84,7 +84,7 @@ async def test_supervisors_see_the_link_and_the_page(risk_env):
     client = risk_env["client"]
     await as_supervisor(risk_env)
     home = await (await client.get("/")).text()
-    assert '<a href="/risk">风险预警</a>' in home
+    assert '<a href="/risk">风险预警</a>' in home and '<a href="/reports/monthly">月度报告</a>' in home
     page = await client.get("/risk")
     assert page.status == 200
     html = await page.text()
@@ -100,7 +100,7 @@ async def test_agents_get_403_on_page_api_and_websocket(risk_env):
     alert = await safety_alert(risk_env["alerts"])
     client, csrf = await as_agent(risk_env)
     home = await (await client.get("/")).text()
-    assert "/risk" not in home and "风险预警" not in home
+    assert "/risk" not in home and "风险预警" not in home and "月度报告" not in home
     page = await client.get("/risk")
     assert page.status == 403 and "仅主管" in await page.text() and page.content_type == "text/html"
     for path in ("/api/risk/alerts", f"/api/risk/alerts/{alert.id}", "/ws/risk"):
