@@ -146,13 +146,16 @@ def nb_upper_tail(observed: int, mean: float, size: float) -> float:
         return 1.0
     if mean <= 0:
         return 0.0
-    q = mean / (size + mean)
-    log_term = (math.lgamma(observed + size) - math.lgamma(size) - math.lgamma(observed + 1)
-                + size * math.log1p(-q) + observed * math.log(q))
+    if size > 1e8:  # Poisson in the limit; lgamma of huge sizes would lose the digits we need
+        log_term = observed * math.log(mean) - mean - math.lgamma(observed + 1)
+    else:
+        q = mean / (size + mean)
+        log_term = (math.lgamma(observed + size) - math.lgamma(size) - math.lgamma(observed + 1)
+                    + size * math.log1p(-q) + observed * math.log(q))
     term, total, k = math.exp(log_term), 0.0, observed
     while term > 0 and k < observed + 100_000:
         total += term
-        ratio = (k + size) / (k + 1) * q
+        ratio = mean / (k + 1) if size > 1e8 else (k + size) / (k + 1) * mean / (size + mean)
         if ratio < 1 and term * ratio / (1 - ratio) < total * 1e-12:
             break
         term *= ratio
