@@ -12,7 +12,7 @@ from rasa_sdk.events import ConversationPaused, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions import services
+from actions import risk_signals, services
 from actions.returns import client_ip, owned_order
 from actions.services import customer_of, session_so_far, tickets
 from bot import limits
@@ -150,6 +150,11 @@ class ActionEscalate(Action):
             customer=await customer_of(tracker), order_id=order["order_id"] if order else None,
             evidence={"order": order, "photos": photos(tracker, events), "transcript": turns, "kb_answers": kb_answers(turns)},
         )
+        try:
+            if created:
+                await risk_signals.escalated(tracker, ticket, details or text, order)
+        except Exception:  # noqa: BLE001 - a rights signal never breaks the conversation
+            logger.warning("rights signal of ticket %s not sent", ticket.id)
         ahead = max((await store.position(ticket.id) or 1) - 1, 0)
         if not created:
             dispatcher.utter_message(response="utter_handoff_already_queued", ticket_id=ticket.id, ahead=ahead)
@@ -218,6 +223,10 @@ class ActionStoreRating(Action):
         except (TypeError, ValueError):
             value = 0
         if 1 <= value <= 5:
-            await tickets().rate(tracker.sender_id, value)
+            rated = await tickets().rate(tracker.sender_id, value)
+            try:
+                await risk_signals.rated(tracker, value, rated)
+            except Exception:  # noqa: BLE001 - a rights signal never breaks the conversation
+                logger.warning("low-rating signal not sent")
         dispatcher.utter_message(response="utter_thanks_for_rating")
         return [SlotSet("csat", None)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 from typing import Any, Dict, List, Optional, Text
 
@@ -11,6 +12,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions import risk_signals
 from actions.returns import LAST4_DIGITS, Verification, inform_payload, owned_order, verify_phone_digits
 from actions.services import customer_of, order_system, tickets
 from actions.turns import ends_turn
@@ -19,6 +21,7 @@ from bot.orders.models import SHANGHAI, Order, OrderStatus
 from bot.paths import KNOWLEDGE_DIR
 
 PENDING_SLOT = "pending_lookup"
+logger = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=1)
@@ -43,6 +46,10 @@ async def show_order(dispatcher: CollectingDispatcher, tracker: Tracker, order: 
     if order.status == OrderStatus.DELIVERED and mentions(tracker.latest_message.get("text") or "", "not_received_words"):
         dispatcher.utter_message(response="utter_delivered_not_received")
         dispatcher.utter_message(response="utter_offer_complain")
+        try:
+            await risk_signals.not_received(tracker, order)
+        except Exception:  # noqa: BLE001 - a rights signal never breaks the conversation
+            logger.warning("not-received signal not sent")
 
 
 class ActionOrderStatus(Action):

@@ -22,7 +22,7 @@ from rasa_sdk.types import DomainDict
 
 from redis.exceptions import RedisError
 
-from actions import services
+from actions import risk_signals, services
 from actions.services import customer_of, order_system, today
 from bot import limits
 from bot.identity import phone_last4_matches
@@ -517,6 +517,10 @@ class ActionSubmitReturn(Action):
             timed_out = isinstance(error, OrderSystemTimeout)
             dispatcher.utter_message(response="utter_return_unconfirmed" if timed_out else "utter_order_system_down")
             return [SlotSet("return_confirmed", None)]
+        try:  # also when a retry found the return open: event ids per return and item count it once
+            await risk_signals.return_submitted(tracker, order, request.item_ids, reason, created_return.return_id)
+        except Exception:  # noqa: BLE001 - a rights signal never breaks the conversation
+            logger.warning("return signal of %s not sent", created_return.return_id)
         steps = return_texts()["next_steps"]
         next_steps = steps[created_return.kind].format(shipping=steps["shipping"][allowed[0].shipping_paid_by or "consumer"])
         dispatcher.utter_message(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any, Dict, List, Optional, Sequence, Text
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions import risk_signals
 from actions.turns import ends_turn
 from bot.knowledge.answering import Decision, answer_payload, decide, intent_for
 from bot.knowledge.kb import Entry
@@ -23,6 +25,7 @@ ENTRY_ENTITY = "kb_entry"
 LEXICAL_SURE = 0.75
 LEXICAL_CLEAR_WIN = 1.25
 MAX_QUESTIONS = 3
+logger = logging.getLogger(__name__)
 
 # rasa_sdk imports action modules when the server starts: build the index (and load or compute
 # the knowledge base's sentence vectors) then, not on the first question.
@@ -87,7 +90,12 @@ class ActionAnswerQuestion(Action):
                 response="utter_kb_clarify", buttons=[entry_button(h.entry) for h in decision.hits]
             )
             return []
-        return self.answer(dispatcher, tracker, decision)
+        events = self.answer(dispatcher, tracker, decision)
+        try:
+            await risk_signals.rights_question(tracker, decision.best.entry.id)
+        except Exception:  # noqa: BLE001 - a rights signal never breaks the conversation
+            logger.warning("rights-question signal not sent")
+        return events
 
     def answer(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decision
