@@ -88,6 +88,9 @@ if id and redis.call('HGET', P .. 'alert:' .. id, 'status') ~= 'open'
 end
 local function sample(aid)
   local s = P .. 'alert-samples:' .. aid
+  for _, seen in ipairs(redis.call('LRANGE', s, 0, -1)) do
+    if seen == ARGV[9] then return end  -- the same event recorded again (a redelivery)
+  end
   redis.call('LPUSH', s, ARGV[9])
   redis.call('LTRIM', s, 0, tonumber(ARGV[11]) - 1)
 end

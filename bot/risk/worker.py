@@ -194,7 +194,12 @@ class RiskWorker:
             await self._redis.xack(self.stream, GROUP, entry_id)
             return
         await self.count(event)
-        await self.assess(event)
+        try:
+            await self.assess(event)
+        except (RedisError, OSError):
+            raise  # left pending: assessed again when Redis is back (counted once all the same)
+        except Exception as error:  # noqa: BLE001 - one event that breaks the detector must not stop the rest
+            logger.error("rights event %s counted but not assessed: %s", entry_id, type(error).__name__)
         await self._redis.xack(self.stream, GROUP, entry_id)
 
     async def count(self, event: RiskEvent) -> bool:

@@ -193,3 +193,10 @@ def test_a_sample_holds_no_personal_data():
     text = json.dumps(sample, ensure_ascii=False)
     assert "13800001234" not in text and "c1001" not in text and "20261201000011" not in text
     assert "冒烟" in sample["excerpt"]
+
+
+async def test_the_same_event_recorded_again_adds_no_second_sample(store):
+    again = event(text="重复投递")
+    await store.record(KETTLE, again, SERIES)
+    alert = await store.record(KETTLE, again, SERIES)
+    assert [s["excerpt"] for s in alert.samples] == ["重复投递"]

@@ -200,3 +200,21 @@ async def test_the_worker_rides_out_a_redis_outage(embedded_redis, prefix):
     assert alert.severity == "urgent"
     await client.close()
 
+
+
+async def test_an_event_that_breaks_the_detector_is_counted_logged_and_acknowledged(redis, prefix, monkeypatch, caplog):
+    import bot.risk.worker as worker_module
+
+    def broken(*_args):
+        raise ZeroDivisionError("detector bug")
+
+    monkeypatch.setattr(worker_module.detector, "assess_trend", broken)
+    worker = worker_for(redis, prefix)
+    await worker.ensure_group()
+    event = kettle()
+    await RiskStream(redis, prefix).publish(event)
+    with caplog.at_level(logging.ERROR):
+        assert await worker.process_once(block_ms=100) == 1
+    assert "ZeroDivisionError" in caplog.text
+    assert await bucket_count(worker, "all|return", event.at) == 1
+    assert (await redis.xpending(worker.stream, GROUP))["pending"] == 0
