@@ -25,7 +25,7 @@ from actions import services
 from bot.orders.models import Order, to_dict
 from bot.risk.events import (COMPLAINT, LOW_CSAT, NOT_RECEIVED, RETURN, RIGHTS_QUESTION, SAFETY, RiskEvent,
                              new_event, pseudonym)
-from bot.risk.signals import complaint_reason, safety_reason, subject
+from bot.risk.signals import complaint_reason, order_naming, safety_reason, subject
 from bot.risk.stream import PREFIX, RiskStream
 
 logger = logging.getLogger(__name__)
@@ -97,8 +97,27 @@ def return_events(order: Order, item_ids: Sequence[str], reason: str, channel: s
 
 @never_fails
 async def escalated(tracker: Tracker, ticket: Any, text: str, order: Optional[Mapping[str, Any]]) -> bool:
-    """ActionEscalate opened a ticket; `text` is what the shopper said about it."""
+    """ActionEscalate opened a ticket; `text` is what the shopper said about it. Without an order
+    in the conversation, a verified shopper's order whose item the text names is the one."""
+    if ticket.category not in SIGNALLED_CATEGORIES:
+        return False
+    if order is None and ticket.customer:
+        order = await order_named_by(ticket.customer, text)
     return await emit(escalation_event(ticket.category, text, channel_of(tracker), order, ticket.customer, ticket.id))
+
+
+async def order_named_by(customer: str, text: str) -> Optional[Dict[str, Any]]:
+    """None when the order system cannot say within PUBLISH_TIMEOUT_S: the signal goes without."""
+    try:
+        orders = await asyncio.wait_for(_orders_of(customer), PUBLISH_TIMEOUT_S)
+    except Exception as error:  # noqa: BLE001 - the signal is sent without its order
+        logger.warning("orders for a rights signal not read: %s", type(error).__name__)
+        return None
+    return order_naming(text, [to_dict(o) for o in orders])
+
+
+async def _orders_of(customer: str) -> list:
+    return await (await services.order_system()).orders_of(customer)
 
 
 @never_fails

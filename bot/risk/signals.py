@@ -68,21 +68,31 @@ def _overlap(text: str, name: str) -> int:
     return 0
 
 
-def pick_item(text: Optional[str], items: Sequence[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
-    """The item the text names ("电饭煲着火了" -> 智能电饭煲), else the only item, else None.
+def named_item(text: Optional[str], items: Sequence[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
+    """The item the text names ("电饭煲着火了" -> 智能电饭煲), or None.
 
-    The item whose name shares the longest run of characters with the text wins; a tie between
-    different SKUs (「T恤」 of 定制T恤 and 纯棉T恤) names none of them.
+    The item whose name shares the longest run (two characters at least) with the text wins; a
+    tie between different SKUs (「T恤」 of 定制T恤 and 纯棉T恤) names none of them.
     """
     if not items:
         return None
     scored = sorted(((_overlap(text or "", str(i.get("name") or "")), n) for n, i in enumerate(items)), reverse=True)
     best, index = scored[0]
-    if best >= 2:
-        tied = [n for score, n in scored if score == best]
-        if len({items[n].get("sku") or items[n].get("name") for n in tied}) == 1:
-            return items[index]
-    return items[0] if len(items) == 1 else None
+    tied = [n for score, n in scored if score == best]
+    if best >= 2 and len({items[n].get("sku") or items[n].get("name") for n in tied}) == 1:
+        return items[index]
+    return None
+
+
+def pick_item(text: Optional[str], items: Sequence[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
+    """The item the text names, else the only item, else None."""
+    return named_item(text, items) or (items[0] if len(items) == 1 else None)
+
+
+def order_naming(text: Optional[str], orders: Sequence[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
+    """The first order (callers pass them newest first) with an item the text names: a shopper
+    who says 「我买的电饭煲着火了」 without giving an order number means the 电饭煲 they bought."""
+    return next((o for o in orders if named_item(text, o.get("items") or []) is not None), None)
 
 
 def subject(order: Optional[Mapping[str, Any]], text: Optional[str] = None) -> Dict[str, Optional[str]]:

@@ -24,7 +24,7 @@ from bot.orders.demo import demo_orders
 from bot.orders.models import to_dict
 from bot.orders.redis_store import RedisOrderSystem
 from bot.risk.events import RiskEvent, pseudonym
-from bot.risk.signals import complaint_reason, pick_item, safety_reason, subject
+from bot.risk.signals import complaint_reason, order_naming, pick_item, safety_reason, subject
 from bot.risk.stream import stream_key
 
 CUSTOMER = "c1001"
@@ -71,6 +71,13 @@ def test_a_name_two_different_skus_share_names_neither():
     items = [{"name": "定制T恤", "sku": "A"}, {"name": "纯棉T恤", "sku": "B"}]
     assert pick_item("T恤起火了", items) is None
     assert pick_item("纯棉T恤起火了", items)["sku"] == "B"
+
+
+def test_the_order_a_report_names_among_the_shoppers_orders():
+    mine = [to_dict(o) for o in demo_orders(returns.today()) if o.customer_id == CUSTOMER]
+    assert order_naming("上个月买的电饭煲冒烟了", mine)["order_id"] == demo("15").order_id
+    assert order_naming("东西冒烟了", mine) is None
+    assert order_naming("电饭煲冒烟了", []) is None
 
 
 def test_subject_falls_back_to_what_all_items_share():
@@ -128,6 +135,7 @@ async def system(redis, monkeypatch):
     for module in (returns, orders):
         monkeypatch.setattr(module, "order_system", order_system)
         monkeypatch.setattr(module, "customer_of", customer_of)
+    monkeypatch.setattr(services, "order_system", order_system)
     return store
 
 
@@ -182,6 +190,23 @@ async def test_a_safety_ticket_emits_a_safety_event_on_the_named_item(redis, sys
     # the same conversation escalating again joins its open ticket: no second signal
     await handoff.ActionEscalate().run(CollectingDispatcher(), t, {})
     assert len(await emitted(redis)) == 1
+
+
+async def test_a_verified_shoppers_report_without_an_order_finds_the_item_they_bought(redis, system, tickets):
+    await handoff.ActionEscalate().run(CollectingDispatcher(), tracker("我上个月买的智能电饭煲冒烟了，差点着火"), {})
+    [event] = await emitted(redis)
+    assert (event.kind, event.reason, event.sku, event.order) == ("safety", "fire", "SKU-60001",
+                                                                 pseudonym(demo("15").order_id))
+
+
+async def test_a_safety_report_goes_out_even_when_the_orders_cannot_be_read(redis, system, tickets, monkeypatch):
+    async def down():
+        raise OSError("order system down")
+
+    monkeypatch.setattr(services, "order_system", down)
+    await handoff.ActionEscalate().run(CollectingDispatcher(), tracker("电饭煲着火了"), {})
+    [event] = await emitted(redis)
+    assert (event.kind, event.reason, event.sku) == ("safety", "fire", None)
 
 
 async def test_a_request_for_a_person_is_no_rights_signal(redis, system, tickets):
