@@ -317,9 +317,10 @@ def _alert(reply: Sequence[Any]) -> Alert:
 
 
 def alert_fields(finding: "Finding", event: RiskEvent) -> Dict[str, Any]:
-    """What an alert stores of a finding (strings, as Lua hands them to HSET), with the SKU, merchant and category it concerns: its own
-    dimension's value, and for a SKU alert the event's merchant and category (a SKU has one of
-    each; a merchant or a category spans many, so their alerts name only themselves)."""
+    """What an alert stores of a finding (strings, as Lua hands them to HSET), with the SKU,
+    merchant and category it concerns: its own dimension's value, and for a SKU alert the event's
+    merchant and category (a SKU has one of each; a merchant or a category spans many, so their
+    alerts name only themselves)."""
     dims = {"sku": None, "merchant": None, "category": None}
     if finding.dimension == "sku":
         dims.update(merchant=event.merchant, category=event.category)
@@ -380,7 +381,8 @@ class AlertStore:
     async def list(self, *, merchant: Optional[str] = None, category: Optional[str] = None,
                    severity: Optional[str] = None, status: Optional[str] = None, limit: int = 200) -> List[Alert]:
         """Alerts newest first, in every given filter (status "live": open or acknowledged)."""
-        indexes = [self._prefix + ("alert-idx:live" if name == "status" and value == LIVE else f"alert-idx:{name}:{value}")
+        indexes = [self._prefix + ("alert-idx:live" if name == "status" and value == LIVE
+                                   else f"alert-idx:{name}:{value}")
                    for name, value in (("status", status), ("severity", severity), ("merchant", merchant),
                                        ("category", category)) if value]
         ids = await self._scripts["select"](keys=indexes or [self._prefix + "alerts"], args=[max(0, int(limit))])

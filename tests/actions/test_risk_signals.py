@@ -96,7 +96,8 @@ def test_escalation_events():
     assert fire.id == "ticket-T1" and fire.ticket == "T1" and fire.customer == pseudonym(CUSTOMER)
     assert "13800001234" not in str(fire.to_fields()) and order["order_id"] not in str(fire.to_fields())
     complaint = risk_signals.escalation_event("complaint", "你们卖假货", "wechat", None, None, "T2")
-    assert (complaint.kind, complaint.reason, complaint.sku, complaint.channel) == ("complaint", "counterfeit", None, "wechat")
+    assert (complaint.kind, complaint.reason, complaint.sku, complaint.channel) == (
+        "complaint", "counterfeit", None, "wechat")
     assert risk_signals.escalation_event("human_request", "转人工", "web", order, None, "T3") is None
 
 

@@ -130,7 +130,8 @@ async def test_staff_transitions_and_refusals(store):
     assert resolved.status == "resolved" and resolved.resolved_at and resolved.notes[-1]["text"] == "商家已召回"
     assert [h["op"] for h in resolved.history] == ["create", "acknowledge", "assign", "note", "resolve"]
     assert [h["by"] for h in resolved.history][1:] == ["sup", "sup", "agent7", "sup"]
-    for refused in (store.resolve(alert.id, "sup"), store.assign(alert.id, "sup", "x"), store.acknowledge(alert.id, "x")):
+    for refused in (store.resolve(alert.id, "sup"), store.assign(alert.id, "sup", "x"),
+                    store.acknowledge(alert.id, "x")):
         with pytest.raises(AlertError):
             await refused
     assert (await store.get(alert.id)).version == resolved.version
