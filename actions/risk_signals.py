@@ -164,6 +164,13 @@ async def not_received(tracker: Tracker, order: Order) -> bool:
 
 
 async def conversation_order(tracker: Tracker) -> Optional[Order]:
-    """The conversation's order (slot order_id), if this shopper may see it."""
+    """The conversation's order (slot order_id), if this shopper may see it; None when the order
+    system cannot say within PUBLISH_TIMEOUT_S (the signal goes without)."""
     order_id = tracker.get_slot("order_id")
-    return await actions.returns.owned_order(tracker, order_id) if order_id else None
+    if not order_id:
+        return None
+    try:
+        return await asyncio.wait_for(actions.returns.owned_order(tracker, order_id), PUBLISH_TIMEOUT_S)
+    except Exception as error:  # noqa: BLE001 - the signal is sent without its order
+        logger.warning("order for a rights signal not read: %s", type(error).__name__)
+        return None
