@@ -173,7 +173,7 @@ class RiskWorker:
             if entries:
                 logger.info("claimed %d abandoned rights events", len(entries))
             handled += await self._handle_all(entries)
-            if start == "0-0" or not entries:
+            if start == "0-0":  # a page may claim nothing (entries still fresh) and go on
                 return handled
 
     async def _handle_all(self, entries: Iterable[Tuple[Any, Any]]) -> int:

@@ -168,6 +168,8 @@ async def test_entries_of_a_dead_consumer_are_claimed_and_counted_once(redis, pr
     read = await redis.xreadgroup(GROUP, "dead", {worker.stream: ">"}, count=10)
     assert len(read[0][1]) == 5
     await worker.count(events[0])
+    patient = worker_for(redis, prefix, "patient", claim_idle_ms=60_000)
+    assert await patient.claim_abandoned() == 0  # a live consumer's fresh entries are left to it
     await asyncio.sleep(0.15)
     assert await worker.claim_abandoned() == 5
     assert await bucket_count(worker, "all|return", events[0].at) == 5
