@@ -133,7 +133,12 @@ async def test_two_replicas_a_killed_consumer_and_a_restart_lose_and_double_coun
         async def some_entries():
             return await redis.xlen(local.stream) >= 20
         await wait_for(some_entries, 60, "the producers' first events")
-        [(_, crashed)] = await redis.xreadgroup(GROUP, "crashed", {local.stream: ">"}, count=15)
+        # The subprocess consumer may have read everything so far: wait (blocking reads) for new entries.
+        crashed, deadline = [], time.monotonic() + 60
+        while not crashed and time.monotonic() < deadline:
+            for _, entries in await redis.xreadgroup(GROUP, "crashed", {local.stream: ">"}, count=15, block=200):
+                crashed += entries
+        assert crashed, "the crashed reader never got an entry"
         for _, fields in crashed[:5]:
             await local.count(RiskEvent.from_fields(fields))
 
