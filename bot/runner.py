@@ -31,7 +31,9 @@ from bot.model import ensure_trained
 from bot.paths import ROOT
 from bot.redis_server import EmbeddedRedis
 from bot.redis_url import masked_url
-from bot.settings import Settings, api_token, persisted_secret, redis_password, signing_secret  # noqa: F401 (re-exported)
+from bot.settings import (  # noqa: F401 (re-exported)
+    Settings, api_token, persisted_secret, redis_password, risk_pseudonym_key, signing_secret,
+)
 from bot.stack import (
     STOP_TIMEOUT_S, ManagedProcess, Watchdog, action_server, console_server, die_with_parent, rasa_server,
     service_env,
@@ -167,7 +169,7 @@ def main() -> int:
         model = ensure_trained(settings)
         prepare_knowledge()
         env = {**service_env(redis_url, settings.action_port), "STORE_SIGNING_SECRET": signing_secret(settings),
-               "RASA_API_TOKEN": token, "RASA_URL": f"http://127.0.0.1:{settings.rasa_port}"}
+               "RISK_PSEUDONYM_KEY": risk_pseudonym_key(settings), "RASA_API_TOKEN": token, "RASA_URL": f"http://127.0.0.1:{settings.rasa_port}"}
         ready_from = time.monotonic()
         children.append(action_server(settings.action_port, action_server_env(env)))
         children.append(

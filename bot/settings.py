@@ -193,6 +193,12 @@ def signing_secret(settings: Settings) -> str:
     return persisted_secret(settings, settings.store_signing_secret, "store_signing_secret")
 
 
+def risk_pseudonym_key(settings: Settings, env: Mapping[str, str] = os.environ) -> str:
+    """RISK_PSEUDONYM_KEY (the HMAC key of the pseudonyms in rights events; every action-server
+    replica needs the same one), or one generated once and kept in var/risk_pseudonym_key."""
+    return persisted_secret(settings, env.get("RISK_PSEUDONYM_KEY") or None, "risk_pseudonym_key")
+
+
 def console_session_key(settings: Settings, configured: Optional[str] = None) -> bytes:
     """The Fernet key of the console's session cookies: CONSOLE_SESSION_KEY, or var/console_session_key."""
     from cryptography.fernet import Fernet

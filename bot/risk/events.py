@@ -11,6 +11,7 @@ e-mails, addresses) and cut to EXCERPT_CHARS.
 from __future__ import annotations
 
 import hashlib
+import logging
 import hmac
 import os
 import time
@@ -30,12 +31,23 @@ NOT_RECEIVED = "not_received"  # shown as delivered, but the shopper says it nev
 KINDS = (COMPLAINT, RETURN, SAFETY, LOW_CSAT, RIGHTS_QUESTION, NOT_RECEIVED)
 
 EXCERPT_CHARS = 120
+logger = logging.getLogger(__name__)
+_warned = False
 _DEV_KEY = b"xiaobao-dev-pseudonym-key: set RISK_PSEUDONYM_KEY in production"
 
 
 def pseudonym_key(env: Mapping[str, str] = os.environ) -> bytes:
+    """RISK_PSEUDONYM_KEY (`make run` passes one generated once in var/, see
+    bot.settings.risk_pseudonym_key); without it a fixed development key, with a warning: anyone
+    holding this source could then link pseudonyms to the customer ids they know."""
+    global _warned
     key = env.get("RISK_PSEUDONYM_KEY", "")
-    return key.encode() if key else _DEV_KEY
+    if key:
+        return key.encode()
+    if not _warned:
+        _warned = True
+        logger.warning("RISK_PSEUDONYM_KEY is not set: rights events use the development pseudonym key")
+    return _DEV_KEY
 
 
 def pseudonym(value: Optional[str], key: Optional[bytes] = None) -> Optional[str]:
