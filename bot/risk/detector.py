@@ -76,14 +76,15 @@ def totals_key(kind: str) -> str:
 @dataclass(frozen=True)
 class Thresholds:
     bucket_s: int = 3600
-    baseline_hours: int = 672
+    baseline_hours: int = 336
     windows_h: Tuple[int, ...] = (6, 24)
-    history_hours: int = 696  # baseline_hours + the longest window: the series length assess_trend wants
-    alpha: float = 1e-6
-    min_count: int = 5
+    history_hours: int = 360  # baseline_hours + the longest window: the series length assess_trend wants
+    alpha: float = 1e-5
+    min_count: int = 8
     min_ratio: float = 2.0
     prior: float = 0.5
-    dispersion: float = 0.05
+    dispersion: float = 0.02  # the floor; with estimate_dispersion a noisier key uses its own
+    estimate_dispersion: bool = True
     high_ratio: float = 5.0
     high_count: int = 10
     safety_window_h: int = 72
@@ -96,12 +97,13 @@ def load_thresholds(path: Optional[Path] = None) -> Thresholds:
     """Thresholds from knowledge/risk_thresholds.yml; raises ValueError when they make no sense."""
     raw = yaml.safe_load(Path(path or THRESHOLDS_FILE).read_text(encoding="utf-8")) or {}
     windows = tuple(int(w) for w in raw.get("windows_h", (6, 24)))
-    baseline = int(raw.get("baseline_hours", 672))
+    baseline = int(raw.get("baseline_hours", 336))
     th = Thresholds(
         bucket_s=int(raw.get("bucket_s", 3600)), baseline_hours=baseline, windows_h=windows,
-        history_hours=baseline + max(windows, default=0), alpha=float(raw.get("alpha", 1e-6)),
-        min_count=int(raw.get("min_count", 5)), min_ratio=float(raw.get("min_ratio", 2.0)),
-        prior=float(raw.get("prior", 0.5)), dispersion=float(raw.get("dispersion", 0.05)),
+        history_hours=baseline + max(windows, default=0), alpha=float(raw.get("alpha", 1e-5)),
+        min_count=int(raw.get("min_count", 8)), min_ratio=float(raw.get("min_ratio", 2.0)),
+        prior=float(raw.get("prior", 0.5)), dispersion=float(raw.get("dispersion", 0.02)),
+        estimate_dispersion=bool(raw.get("estimate_dispersion", True)),
         high_ratio=float(raw.get("high_ratio", 5.0)), high_count=int(raw.get("high_count", 10)),
         safety_window_h=int(raw.get("safety_window_h", 72)),
         retention_days=int(raw.get("retention_days", MIN_RETENTION_DAYS)),
@@ -115,7 +117,8 @@ def _check(th: Thresholds) -> None:
     if not th.windows_h or min(th.windows_h) < 1 or th.baseline_hours < max(th.windows_h):
         raise ValueError("risk thresholds: windows_h must be positive and shorter than baseline_hours")
     if not 0 < th.alpha < 1 or th.prior <= 0 or th.dispersion < 0 or th.min_count < 1 or th.min_ratio < 1:
-        raise ValueError("risk thresholds: need 0 < alpha < 1, prior > 0, dispersion >= 0, min_count >= 1, min_ratio >= 1")
+        raise ValueError("risk thresholds: need 0 < alpha < 1, prior > 0, dispersion >= 0, min_count >= 1, "
+                         "min_ratio >= 1")
     if th.retention_days < MIN_RETENTION_DAYS:
         raise ValueError(f"risk thresholds: retention_days must be at least {MIN_RETENTION_DAYS} (电子商务法 第三十一条)")
 
@@ -163,13 +166,25 @@ def nb_upper_tail(observed: int, mean: float, size: float) -> float:
     return min(total, 1.0)
 
 
-def _window_finding(key: SeriesKey, observed: int, baseline: int, baseline_total: int, window_total: int,
+def observed_dispersion(counts: Sequence[int], totals: Sequence[int], share: float, block_h: int = 24) -> float:
+    """The key's own extra-Poisson variance over its baseline, by moments on daily blocks.
+
+    For each day, E[(x - e)^2] = e + c2 * e^2 under a gamma-Poisson model with expectation e;
+    c2 = sum((x - e)^2 - e) / sum(e^2), never below zero. Days are counted back from the end, so
+    every block is a whole day.
+    """
+    excess, scale = 0.0, 0.0
+    for end in range(len(counts), block_h - 1, -block_h):
+        observed = sum(counts[end - block_h:end])
+        expected = share * sum(totals[end - block_h:end])
+        excess += (observed - expected) ** 2 - expected
+        scale += expected * expected
+    return max(0.0, excess / scale) if scale > 0 else 0.0
+
+
+def _window_finding(key: SeriesKey, observed: int, expected: float, share_events: float, dispersion: float,
                     window_h: int, th: Thresholds) -> Optional[Finding]:
-    share_events = baseline + th.prior
-    expected = share_events / baseline_total * window_total
-    if observed < th.min_count or observed < th.min_ratio * expected:
-        return None
-    size = 1.0 / (th.dispersion + 1.0 / share_events)
+    size = 1.0 / (dispersion + 1.0 / share_events)
     p_value = nb_upper_tail(observed, expected, size)
     if p_value >= th.alpha / len(th.windows_h):
         return None
@@ -192,14 +207,22 @@ def assess_trend(key: SeriesKey, counts: Sequence[int], totals: Sequence[int], t
     counts, totals = list(counts)[-th.history_hours:], list(totals)[-th.history_hours:]
     if len(counts) != len(totals) or len(counts) <= longest:
         return None
-    baseline_total = sum(totals[:-longest])
+    base_counts, base_totals = counts[:-longest], totals[:-longest]
+    baseline_total = sum(base_totals)
     if baseline_total <= 0:
         return None  # nothing learned yet: no share to compare with
-    baseline = sum(counts[:-longest])
-    best = None
+    share_events = sum(base_counts) + th.prior
+    share = share_events / baseline_total
+    dispersion, best = None, None
     for window_h in th.windows_h:
-        found = _window_finding(key, sum(counts[-window_h:]), baseline, baseline_total, sum(totals[-window_h:]),
-                                window_h, th)
+        observed = sum(counts[-window_h:])
+        expected = share * sum(totals[-window_h:])
+        if observed < th.min_count or observed < th.min_ratio * expected:
+            continue  # small numbers and small ratios never alarm, however unlikely
+        if dispersion is None:
+            own = observed_dispersion(base_counts, base_totals, share) if th.estimate_dispersion else 0.0
+            dispersion = max(th.dispersion, own)
+        found = _window_finding(key, observed, expected, share_events, dispersion, window_h, th)
         if found and (best is None or found.p_value < best.p_value):
             best = found
     return best

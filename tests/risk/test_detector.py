@@ -6,7 +6,7 @@ import pytest
 
 from bot.risk.detector import (
     CRITICAL, HIGH, MIN_RETENTION_DAYS, NORMAL, URGENT, SeriesKey, Thresholds, assess_safety, assess_trend,
-    load_thresholds, nb_upper_tail, series_keys, totals_key,
+    load_thresholds, nb_upper_tail, observed_dispersion, series_keys, totals_key,
 )
 from bot.risk.events import new_event
 
@@ -116,6 +116,24 @@ def test_only_the_most_recent_history_hours_are_read():
     counts = old_burst + flat(2)
     totals = [50 + 80] * 100 + store_totals(flat(2), flat(80))
     assert assess_trend(KEY, counts, totals, TH) is None
+
+
+def test_observed_dispersion_is_zero_for_steady_days_and_large_for_swinging_ones():
+    steady = flat(2, 336)
+    assert observed_dispersion(steady, flat(100, 336), 0.02) == 0.0
+    # Days alternating 24 and 72 events around an expectation of 48: (24^2 - 48) / 48^2 ≈ 0.23.
+    swinging = [1 if (h // 24) % 2 == 0 else 3 for h in range(336)]
+    assert observed_dispersion(swinging, flat(100, 336), 0.02) == pytest.approx((24 ** 2 - 48) / 48 ** 2, rel=1e-6)
+
+
+def test_a_key_that_always_swings_needs_a_bigger_rise():
+    # A best-seller whose days swing between 1x and 3x its mean: a 2.5x day is its normal, not news.
+    swinging = [10 if (h // 24) % 2 == 0 else 30 for h in range(336)] + [50] * 24
+    others = flat(1000, 360)
+    totals = store_totals(swinging, others)
+    assert assess_trend(KEY, swinging, totals, TH) is None
+    naive = Thresholds(**{**TH.__dict__, "estimate_dispersion": False})
+    assert assess_trend(KEY, swinging, totals, naive) is not None
 
 
 def test_upper_tail_matches_poisson_and_negative_binomial_by_hand():
