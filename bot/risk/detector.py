@@ -16,9 +16,11 @@ kind's volume.
 * Test. The window count is compared with a negative binomial of that mean whose variance
   ``mean + mean² × (dispersion + 1 / (baseline + prior))`` adds to Poisson noise the day-to-day
   over-dispersion real complaint counts have and the uncertainty of a share learned from few
-  events (the gamma–Poisson predictive distribution). The one-sided upper-tail p-value must be
-  below ``alpha / len(windows_h)`` (Bonferroni across windows; ``alpha`` itself is already the
-  per-key, per-check budget, see knowledge/risk_thresholds.yml).
+  events (the gamma–Poisson predictive distribution). ``dispersion`` is the larger of a
+  configured floor and the key's own, estimated by moments on the daily blocks of its baseline
+  (`observed_dispersion`), so a best-seller that always swings needs a bigger rise to alarm. The
+  one-sided upper-tail p-value must be below ``alpha / len(windows_h)`` (Bonferroni across
+  windows; ``alpha`` itself is the per-key, per-check budget, see knowledge/risk_thresholds.yml).
 * Guards. Small numbers never alarm: the window must hold at least ``min_count`` events and at
   least ``min_ratio`` times the expectation, whatever the p-value.
 * Windows. Several (6 h and 24 h by default): a short one finds a sharp burst within hours, a
