@@ -444,7 +444,8 @@ def report(args, th: Thresholds, replay: Replay, incidents: List[Incident], prom
     print(f"promotion days after the warm-up (surge and aftermath): {len(evaluated)}, "
           f"{evaluated[0]:%m-%d}..{evaluated[-1]:%m-%d}" if evaluated else "no promotion days after the warm-up")
     print(f"detector: windows {list(th.windows_h)} h against a {th.baseline_hours // 24}-day share-of-volume baseline; "
-          f"alpha {th.alpha:g}, min count {th.min_count}, min ratio {th.min_ratio:g}, dispersion {th.dispersion:g}; "
+          f"alpha {th.alpha:g}, min count {th.min_count}, min ratio {th.min_ratio:g}, dispersion {th.dispersion:g}"
+          f"{' (or a noisier key its own)' if th.estimate_dispersion else ''}; "
           f"warm-up {warm} days")
     print(f"incidents counted in D/N: on keys with a baseline of at least {args.min_baseline:g} events/day at normal "
           "volume; smaller keys are shown apart, for information")
