@@ -951,7 +951,7 @@ async def watch_sla(app: web.Application) -> None:
 
 
 # -- background: the risk-event consumer ------------------------------------------------------
-async def run_risk_worker(app: web.Application) -> None:
+async def run_risk_worker(app: web.Application, stop: asyncio.Event) -> None:
     """Every console process is a member of the detectors' consumer group (bot.risk.worker): the
     group shares the events out, so each is counted once however many replicas run. The worker
     rides out Redis outages itself; anything else is logged and the worker restarted. It is
@@ -959,18 +959,24 @@ async def run_risk_worker(app: web.Application) -> None:
     another consumer, and the worker counts each event id once."""
     services, config = app[SERVICES], app[CONFIG]
     name = consumer_name()
-    while True:
+    while not stop.is_set():
         try:  # thresholds read here: a broken knowledge/risk_thresholds.yml is logged, the console still serves
             await RiskWorker(services.redis, services.alerts, load_thresholds(), name=name,
-                             prefix=config.risk_prefix).run()
+                             prefix=config.risk_prefix).run(stop)
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("risk worker failed; restarting")
-            await asyncio.sleep(5.0)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=5.0)
+            except asyncio.TimeoutError:
+                pass
 
 
 # -- app ------------------------------------------------------------------------------------
+SHUTDOWN_WAIT_S = 3.0
+
+
 async def resources(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     redis = async_redis(config.redis_url, socket_timeout=5, socket_connect_timeout=5)
@@ -986,15 +992,26 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
         await tickets.upgrade()  # tickets of the earlier layout: converted once, here
     except (RedisError, OSError):
         logger.warning("could not check the tickets' layout at start; they are converted when read")
-    tasks = [asyncio.create_task(feed.run()), asyncio.create_task(risk_feed.run()), asyncio.create_task(watch_sla(app)),
-             asyncio.create_task(run_risk_worker(app))]
+    stopping = asyncio.Event()
+    worker = asyncio.create_task(run_risk_worker(app, stopping))
+    tasks = [asyncio.create_task(feed.run()), asyncio.create_task(risk_feed.run()), asyncio.create_task(watch_sla(app))]
     yield
+    # The worker is asked to stop (it finishes the entry in hand within a blocking read's second)
+    # rather than cancelled mid-command: redis-py 4.6 can hang or garble a connection whose
+    # command is cancelled half-way (redis/redis-py#2665). Whatever is left is cancelled, and
+    # shutdown never waits on it longer than SHUTDOWN_WAIT_S.
+    stopping.set()
+    await asyncio.wait([worker], timeout=SHUTDOWN_WAIT_S)
+    tasks.append(worker)
     for task in tasks:
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_S)
     await app[SERVICES].rasa.close()
     await warnings.close()  # the WeChat API client shopper_warnings_for made from WECHAT_*, if any
-    await redis.aclose() if hasattr(redis, "aclose") else await redis.close()
+    try:
+        await asyncio.wait_for(redis.aclose() if hasattr(redis, "aclose") else redis.close(), SHUTDOWN_WAIT_S)
+    except asyncio.TimeoutError:
+        logger.warning("the console's Redis connections did not close within %.0f s", SHUTDOWN_WAIT_S)
 
 
 def create_app(config: ConsoleConfig) -> web.Application:
