@@ -13,11 +13,15 @@ The simulated store (a model, documented so the figures can be judged):
   delivered-not-received, and rare safety reports.
 - A weekly rhythm (Mondays busiest), a daily rhythm (quiet at night, peaks late morning and
   evening), day-to-day noise per SKU (±20 %) and per merchant (±10 %).
-- 双11 (pre-sale wave 10-31..11-01, main day 11-11 at 4x) and a smaller 秋季大促 (10-16, 1.8x, in
-  the warm-up, so it sits in the first baselines), each kind following sales with its own lag
-  (questions and complaints on the day, not-received after 3-6 days, returns after 3-10 days);
-  promoted SKUs (one in eight) take up to 1.6x their usual share of a kind while it surges, so a
-  promotion is not perfectly uniform.
+- Promotions from a calendar in the format of knowledge/promotions.yml — by default that very file,
+  whose 2026 dates cover the simulated days (秋季焕新 10-16 in the warm-up; 双11 开门红 10-31..11-01
+  and 双11 11-10..11-12 at 4x on 11-11; the first day of 双12 on the last simulated day). A day
+  runs at the entry's planned_volume, a peak day at its peak_volume. Each kind follows sales with
+  its own lag (questions and complaints on the day, not-received after 3-6 days, returns after
+  3-10 days; the calendar's aftermath_days say the same); promoted SKUs (one in eight) take up to
+  1.6x their usual share of a kind while it surges, so a promotion is not perfectly uniform. The
+  detector gets the same calendar (Thresholds.promotions) and leaves those days out of its
+  baselines, as the worker does; --detector-ignores-calendar shows it without.
 - Injected incidents on SKU×reason and merchant×reason keys: the key's rate multiplied by 2, 3,
   5 or 10 for 1-4 days, starting at a random hour after the warm-up, at most one per merchant ×
   kind × reason within a baseline period (an incident inflates the baseline it sits in). Only
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import dataclasses
 import datetime as dt
 import math
 import random
@@ -50,7 +55,9 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.risk.detector import SeriesKey, Thresholds, assess_trend, load_thresholds, series_keys, totals_key  # noqa: E402,E501
+from bot.risk.detector import (  # noqa: E402
+    PromotionCalendar, SeriesKey, Thresholds, assess_trend, load_thresholds, series_keys, totals_key,
+)
 from bot.risk.events import KINDS, SAFETY, RiskEvent  # noqa: E402
 
 DEFAULT_SEED = 15
@@ -86,10 +93,7 @@ REASONS = {
 WEEKDAY = (1.15, 1.05, 1.0, 0.95, 0.9, 0.92, 1.03)  # Monday first
 HOURLY = (0.25, 0.15, 0.1, 0.08, 0.08, 0.12, 0.25, 0.5, 0.9, 1.3, 1.5, 1.45, 1.25, 1.3, 1.35, 1.3, 1.2, 1.1, 1.05,
           1.2, 1.45, 1.55, 1.3, 0.75)
-# Sales multipliers by date (promotions), and the lags (days) with which each kind follows sales.
-PROMOTIONS = {"双11": {dt.date(2026, 10, 31): 1.6, dt.date(2026, 11, 1): 1.5, dt.date(2026, 11, 10): 1.8,
-                      dt.date(2026, 11, 11): 4.0, dt.date(2026, 11, 12): 2.0},
-              "秋季大促": {dt.date(2026, 10, 16): 1.8, dt.date(2026, 10, 17): 1.3}}
+# The lags (days) with which each kind follows sales (promotions come from the calendar).
 LAGS = {"return": range(3, 11), "not_received": range(3, 7), "complaint": range(0, 3), "rights_question": range(0, 2),
         "low_csat": range(0, 4), SAFETY: range(2, 10)}
 PROMOTED_SHARE_BOOST = 1.6
@@ -138,14 +142,17 @@ def build_store(rng: random.Random) -> Store:
     return Store(sku_category, sku_merchant, sku_weight, promoted)
 
 
-def sales_multiplier(day: dt.date) -> float:
-    return max([1.0] + [p.get(day, 1.0) for p in PROMOTIONS.values()])
+def sales_multiplier(calendar: PromotionCalendar, day: dt.date) -> float:
+    """A day's sales against a normal day: the planned volume of the promotion on it, if any."""
+    return max([1.0] + [p.peak_volume if day in p.peaks else p.planned_volume
+                        for p in calendar.promotions if p.start <= day <= p.end])
 
 
-def kind_multiplier(kind: str, day: dt.date) -> float:
+def kind_multiplier(calendar: PromotionCalendar, kind: str, day: dt.date) -> float:
     """How much above normal a kind runs on a day: the mean excess of sales over its lags."""
     lags = LAGS[kind]
-    return 1.0 + sum(sales_multiplier(day - dt.timedelta(days=lag)) - 1.0 for lag in lags) / len(lags) * 1.5
+    excess = sum(sales_multiplier(calendar, day - dt.timedelta(days=lag)) - 1.0 for lag in lags)
+    return 1.0 + excess / len(lags) * 1.5
 
 
 def reason_table(kind: str, category: str) -> Tuple[Tuple[str, ...], List[float]]:
@@ -226,6 +233,9 @@ class Replay:
     def __init__(self, th: Thresholds):
         self.th = th
         self.hours = DAYS * 24
+        # What the worker derives from its bucket times and the calendar, here from the simulated days.
+        self.excluded = {kind: [th.promotions.on_promotion(kind, day_of(h)) for h in range(self.hours)]
+                         for kind in KINDS}
         self.counts: Dict[SeriesKey, array] = {}
         self.totals = {totals_key(kind): array("i", bytes(4 * self.hours)) for kind in KINDS}
         self.findings: List[Tuple[int, float, SeriesKey]] = []  # (hour, time, key)
@@ -256,7 +266,7 @@ class Replay:
             totals = self.totals[totals_key(kind)][lo:h + 1]
             totals[-1] = total_then
             self.checks += 1
-            if assess_trend(key, self.series(key)[lo:h + 1], totals, self.th):
+            if assess_trend(key, self.series(key)[lo:h + 1], totals, self.th, self.excluded[kind][lo:h + 1]):
                 self.findings.append((h, at, key))
 
 
@@ -264,14 +274,16 @@ def day_of(h: int) -> dt.date:
     return (START + dt.timedelta(hours=h)).date()
 
 
-def simulate(seed: int, th: Thresholds, min_baseline: float) -> Tuple[Replay, List[Incident], Set[dt.date]]:
+def simulate(seed: int, th: Thresholds, min_baseline: float, calendar: PromotionCalendar,
+             ) -> Tuple[Replay, List[Incident], Set[dt.date]]:
+    """The simulated store sells by `calendar`; the detector knows what `th.promotions` says."""
     rng = random.Random(seed)
     store = build_store(rng)
     incidents = plan_incidents(store, rng, th, min_baseline)
     replay = Replay(th)
     merchant_of = store.sku_merchant
     days = [START.date() + dt.timedelta(days=d) for d in range(DAYS)]
-    kind_mult = {kind: [kind_multiplier(kind, d) for d in days] for kind in DAILY}
+    kind_mult = {kind: [kind_multiplier(calendar, kind, d) for d in days] for kind in DAILY}
     promo_days = {d for i, d in enumerate(days) if any(kind_mult[k][i] > 1.1 for k in DAILY)}
     tables = {(kind, cat): reason_table(kind, cat) for kind in DAILY for cat in CATEGORIES}
     cum_tables = {k: (names, _cumulative(w)) for k, (names, w) in tables.items()}
@@ -396,10 +408,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--show-false", action="store_true", help="list the false alarms")
     parser.add_argument("--min-baseline", type=float, default=MIN_BASELINE_PER_DAY,
                         help="smallest baseline (events/day) of a key whose incidents count in D/N")
+    parser.add_argument("--promotions", type=Path, default=None,
+                        help="another promotion calendar (format of knowledge/promotions.yml) for store and detector")
+    parser.add_argument("--detector-ignores-calendar", action="store_true",
+                        help="the store still sells by the calendar, the detector does not leave promotions out")
+    parser.add_argument("--seeds", type=_seed_range, default=None, metavar="A-B",
+                        help="first one line per seed A..B and their total, then the usual output of --seed")
     args = parser.parse_args(argv)
-    th = load_thresholds(args.thresholds)
+    th = load_thresholds(args.thresholds, args.promotions)
+    calendar = th.promotions
+    if args.detector_ignores_calendar:
+        th = dataclasses.replace(th, promotions=PromotionCalendar())
+    if args.seeds:
+        print_seeds(args.seeds, th, args.min_baseline, calendar)
     began = time.monotonic()
-    replay, incidents, promo_days = simulate(args.seed, th, args.min_baseline)
+    replay, incidents, promo_days = simulate(args.seed, th, args.min_baseline, calendar)
     false_normal, false_promo = score(replay, incidents, promo_days, th)
     elapsed = time.monotonic() - began
     report(args, th, replay, incidents, promo_days, false_normal, false_promo, elapsed)
@@ -417,13 +440,46 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             print(f"urgent alert latency: median {latency:.2f} s from a shopper's safety report to the urgent alert "
                   "(target: within 5 s)")
-    counted = [i for i in incidents if i.counted and i.size >= 3]
-    found = sum(1 for i in counted if i.detected_h is not None and i.detected_h <= 24)
+    found, counted = _detected(incidents)
     weeks = _normal_weeks(th, promo_days)
     latency_text = "n/a" if latency is None else f"{latency:.2f}"
-    print(f"risk-eval: detected {found}/{len(counted)} incidents of at least 3x within 24h; "
+    print(f"risk-eval: detected {found}/{counted} incidents of at least 3x within 24h; "
           f"false alarms per week {len(false_normal) / weeks:.2f}; urgent alert latency {latency_text} s")
     return 0
+
+
+def _seed_range(text: str) -> range:
+    first, _, last = text.partition("-")
+    try:
+        seeds = range(int(first), int(last or first) + 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError("seeds are A-B, e.g. 1-6") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("seeds A-B need A <= B")
+    return seeds
+
+
+def _detected(incidents: List[Incident]) -> Tuple[int, int]:
+    """Counted incidents of at least 3x found within 24 h, and how many there were."""
+    counted = [i for i in incidents if i.counted and i.size >= 3]
+    return sum(1 for i in counted if i.detected_h is not None and i.detected_h <= 24), len(counted)
+
+
+def print_seeds(seeds: range, th: Thresholds, min_baseline: float, calendar: PromotionCalendar) -> None:
+    """One line per seed and the total: D/N of at least 3x within 24 h, false alarms per week."""
+    total_found = total_n = total_false = total_promo = 0
+    total_weeks = 0.0
+    for seed in seeds:
+        replay, incidents, promo_days = simulate(seed, th, min_baseline, calendar)
+        false_normal, false_promo = score(replay, incidents, promo_days, th)
+        found, n = _detected(incidents)
+        weeks = _normal_weeks(th, promo_days)
+        print(f"seed {seed:>3}: detected {found}/{n} of at least 3x within 24h; false alarms per week "
+              f"{len(false_normal) / weeks:.2f}; {len(false_promo)} on promotion days", flush=True)
+        total_found, total_n, total_false = total_found + found, total_n + n, total_false + len(false_normal)
+        total_promo, total_weeks = total_promo + len(false_promo), total_weeks + weeks
+    print(f"seeds {seeds.start}-{seeds.stop - 1}: detected {total_found}/{total_n} of at least 3x within 24h; "
+          f"false alarms per week {total_false / total_weeks:.2f}; {total_promo} on promotion days")
 
 
 def _normal_weeks(th: Thresholds, promo_days: Set[dt.date]) -> float:

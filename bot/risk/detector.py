@@ -25,6 +25,13 @@ kind's volume.
   least ``min_ratio`` times the expectation, whatever the p-value.
 * Windows. Several (6 h and 24 h by default): a short one finds a sharp burst within hours, a
   long one a moderate rise within a day.
+* Promotions. The store's promotion calendar (knowledge/promotions.yml, `load_promotions`) says
+  which days a kind runs on promotion volume: the promotion itself and, per kind, its aftermath
+  (returns follow deliveries by days). Those buckets (`excluded`) are left out of the baseline
+  share, because a promotion lifts the SKUs it features more than the rest and would hide a 3x
+  rise on them for two weeks; the expectation of a promotion window still scales with the kind's
+  total, so a uniform surge stays quiet. A window on promotion days is tested at
+  ``alpha × promotion_alpha_factor``.
 
 Safety reports do not wait for a trend (`assess_safety`): one is urgent at once; a second on the
 same SKU, or across the merchant, within ``safety_window_h`` is critical.
@@ -36,10 +43,11 @@ minimum count; Noufaily et al. (Stat Med, 2013) for the negative-binomial upper 
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Mapping, Optional, Sequence, Tuple
+from typing import Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
@@ -47,6 +55,9 @@ from bot.paths import KNOWLEDGE_DIR
 from bot.risk.events import RiskEvent
 
 THRESHOLDS_FILE = KNOWLEDGE_DIR / "risk_thresholds.yml"
+PROMOTIONS_FILE = KNOWLEDGE_DIR / "promotions.yml"
+# The store's calendar is in Beijing time (China keeps no daylight saving time).
+SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 DIMENSIONS = ("sku", "merchant", "category")
 URGENT, CRITICAL, HIGH, NORMAL = "urgent", "critical", "high", "normal"
 # 电子商务法 第三十一条: transaction information is kept "不少于三年" (three years, one of them leap).
@@ -76,6 +87,61 @@ def totals_key(kind: str) -> str:
 
 
 @dataclass(frozen=True)
+class Promotion:
+    name: str
+    start: dt.date  # first day, Asia/Shanghai
+    end: dt.date  # last day, inclusive
+    peaks: Tuple[dt.date, ...] = ()
+    planned_volume: float = 1.5  # the store's planning figure: a day's volume against a normal day
+    peak_volume: float = 3.0  # the same on a peak day
+
+
+@dataclass(frozen=True)
+class PromotionCalendar:
+    promotions: Tuple[Promotion, ...] = ()
+    # Days after a promotion's last day that a kind still runs on its volume, e.g. returns.
+    aftermath_days: Tuple[Tuple[str, int], ...] = ()
+
+    def on_promotion(self, kind: str, day: dt.date) -> bool:
+        """True when `day` is a promotion day or within the kind's aftermath of one."""
+        after = dict(self.aftermath_days).get(kind, 0)
+        return any(p.start <= day <= p.end + dt.timedelta(days=after) for p in self.promotions)
+
+    def excluded(self, kind: str, bucket_starts: Iterable[float]) -> List[bool]:
+        """The `excluded` mask of assess_trend for buckets starting at these unix times."""
+        return [self.on_promotion(kind, dt.datetime.fromtimestamp(t, SHANGHAI).date()) for t in bucket_starts]
+
+
+def _date(value, what: str) -> dt.date:
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"promotions: {what} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def load_promotions(path: Optional[Path] = None) -> PromotionCalendar:
+    """The store's promotion calendar from knowledge/promotions.yml; raises ValueError when malformed."""
+    raw = yaml.safe_load(Path(path or PROMOTIONS_FILE).read_text(encoding="utf-8")) or {}
+    promotions = []
+    for item in raw.get("promotions") or []:
+        name = str(item.get("name") or "").strip()
+        start, end = _date(item.get("start"), "start"), _date(item.get("end"), "end")
+        peaks = tuple(_date(p, "peak") for p in item.get("peaks") or ())
+        if not name or end < start or any(not start <= p <= end for p in peaks):
+            raise ValueError(f"promotions: {name or 'an entry'} needs a name, start <= end and its peaks inside")
+        planned, peak = float(item.get("planned_volume", 1.5)), float(item.get("peak_volume", 3.0))
+        if planned < 1 or peak < 1:
+            raise ValueError(f"promotions: {name}: volumes are multiples of a normal day, at least 1")
+        promotions.append(Promotion(name, start, end, peaks, planned, peak))
+    aftermath = tuple(sorted((str(k), int(v)) for k, v in (raw.get("aftermath_days") or {}).items()))
+    if any(days < 0 for _, days in aftermath):
+        raise ValueError("promotions: aftermath_days must not be negative")
+    return PromotionCalendar(tuple(promotions), aftermath)
+
+
+@dataclass(frozen=True)
 class Thresholds:
     bucket_s: int = 3600
     baseline_hours: int = 336
@@ -91,12 +157,16 @@ class Thresholds:
     high_count: int = 10
     safety_window_h: int = 72
     retention_days: int = MIN_RETENTION_DAYS
+    promotion_alpha_factor: float = 1.0  # alpha × this for a window on promotion days
+    min_clean_baseline_hours: int = 48  # fewer non-promotion baseline hours: the baseline uses them all
+    promotions: PromotionCalendar = field(default_factory=PromotionCalendar, compare=False)
     # Chinese names for rule sentences; left out of equality and hashing.
     labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict, compare=False)
 
 
-def load_thresholds(path: Optional[Path] = None) -> Thresholds:
-    """Thresholds from knowledge/risk_thresholds.yml; raises ValueError when they make no sense."""
+def load_thresholds(path: Optional[Path] = None, promotions: Optional[Path] = None) -> Thresholds:
+    """Thresholds from knowledge/risk_thresholds.yml with the promotion calendar of
+    knowledge/promotions.yml; raises ValueError when they make no sense."""
     raw = yaml.safe_load(Path(path or THRESHOLDS_FILE).read_text(encoding="utf-8")) or {}
     windows = tuple(int(w) for w in raw.get("windows_h", (6, 24)))
     baseline = int(raw.get("baseline_hours", 336))
@@ -109,6 +179,9 @@ def load_thresholds(path: Optional[Path] = None) -> Thresholds:
         high_ratio=float(raw.get("high_ratio", 5.0)), high_count=int(raw.get("high_count", 10)),
         safety_window_h=int(raw.get("safety_window_h", 72)),
         retention_days=int(raw.get("retention_days", MIN_RETENTION_DAYS)),
+        promotion_alpha_factor=float(raw.get("promotion_alpha_factor", 1.0)),
+        min_clean_baseline_hours=int(raw.get("min_clean_baseline_hours", 48)),
+        promotions=load_promotions(promotions),
         labels={k: dict(v or {}) for k, v in (raw.get("labels") or {}).items()},
     )
     _check(th)
@@ -121,6 +194,8 @@ def _check(th: Thresholds) -> None:
     if not 0 < th.alpha < 1 or th.prior <= 0 or th.dispersion < 0 or th.min_count < 1 or th.min_ratio < 1:
         raise ValueError("risk thresholds: need 0 < alpha < 1, prior > 0, dispersion >= 0, min_count >= 1, "
                          "min_ratio >= 1")
+    if not 0 < th.promotion_alpha_factor <= 1 or th.min_clean_baseline_hours < 1:
+        raise ValueError("risk thresholds: need 0 < promotion_alpha_factor <= 1, min_clean_baseline_hours >= 1")
     if th.retention_days < MIN_RETENTION_DAYS:
         raise ValueError(f"risk thresholds: retention_days must be at least {MIN_RETENTION_DAYS} (电子商务法 第三十一条)")
 
@@ -185,10 +260,10 @@ def observed_dispersion(counts: Sequence[int], totals: Sequence[int], share: flo
 
 
 def _window_finding(key: SeriesKey, observed: int, expected: float, share_events: float, dispersion: float,
-                    window_h: int, th: Thresholds) -> Optional[Finding]:
+                    window_h: int, alpha: float, th: Thresholds) -> Optional[Finding]:
     size = 1.0 / (dispersion + 1.0 / share_events)
     p_value = nb_upper_tail(observed, expected, size)
-    if p_value >= th.alpha / len(th.windows_h):
+    if p_value >= alpha / len(th.windows_h):
         return None
     ratio = observed / expected if expected > 0 else float(observed)
     severity = HIGH if ratio >= th.high_ratio and observed >= th.high_count else NORMAL
@@ -198,18 +273,24 @@ def _window_finding(key: SeriesKey, observed: int, expected: float, share_events
                    rule=_trend_rule(key, observed, expected, ratio, window_h, th))
 
 
-def assess_trend(key: SeriesKey, counts: Sequence[int], totals: Sequence[int], th: Thresholds) -> Optional[Finding]:
+def assess_trend(key: SeriesKey, counts: Sequence[int], totals: Sequence[int], th: Thresholds,
+                 excluded: Optional[Sequence[bool]] = None) -> Optional[Finding]:
     """A Finding when the key's recent count is far above what its share of the volume predicts.
 
     `counts` and `totals` are hourly buckets, oldest first, the last one the current (partial) hour,
-    `th.history_hours` long (shorter series are read as the most recent hours). Of the windows that
-    alarm, the Finding reports the one with the strongest evidence (smallest p-value).
+    `th.history_hours` long (shorter series are read as the most recent hours). `excluded`, as long
+    as `counts`, marks the promotion buckets (PromotionCalendar.excluded): the baseline share is
+    learned from the others, unless fewer than `th.min_clean_baseline_hours` remain. Of the windows
+    that alarm, the Finding reports the one with the strongest evidence (smallest p-value).
     """
     longest = max(th.windows_h)
+    if excluded is not None and len(excluded) != len(counts):
+        raise ValueError("assess_trend: excluded must be as long as counts")
     counts, totals = list(counts)[-th.history_hours:], list(totals)[-th.history_hours:]
+    promo = [bool(x) for x in excluded][-th.history_hours:] if excluded is not None else [False] * len(counts)
     if len(counts) != len(totals) or len(counts) <= longest:
         return None
-    base_counts, base_totals = counts[:-longest], totals[:-longest]
+    base_counts, base_totals = _clean_baseline(counts[:-longest], totals[:-longest], promo[:-longest], th)
     baseline_total = sum(base_totals)
     if baseline_total <= 0:
         return None  # nothing learned yet: no share to compare with
@@ -224,10 +305,20 @@ def assess_trend(key: SeriesKey, counts: Sequence[int], totals: Sequence[int], t
         if dispersion is None:
             own = observed_dispersion(base_counts, base_totals, share) if th.estimate_dispersion else 0.0
             dispersion = max(th.dispersion, own)
-        found = _window_finding(key, observed, expected, share_events, dispersion, window_h, th)
+        alpha = th.alpha * (th.promotion_alpha_factor if any(promo[-window_h:]) else 1.0)
+        found = _window_finding(key, observed, expected, share_events, dispersion, window_h, alpha, th)
         if found and (best is None or found.p_value < best.p_value):
             best = found
     return best
+
+
+def _clean_baseline(counts: List[int], totals: List[int], promo: List[bool],
+                    th: Thresholds) -> Tuple[List[int], List[int]]:
+    """The baseline buckets off promotion, or all of them when too few are."""
+    if sum(1 for x in promo if not x) < th.min_clean_baseline_hours:
+        return counts, totals
+    kept = [i for i, x in enumerate(promo) if not x]
+    return [counts[i] for i in kept], [totals[i] for i in kept]
 
 
 def assess_safety(key: SeriesKey, sku_reports: int, merchant_reports: int, th: Thresholds) -> Finding:

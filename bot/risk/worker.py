@@ -230,9 +230,12 @@ class RiskWorker:
         total = detector.totals_key(event.kind)
         counts = await self.read_counts([total, *map(str, keys)], self._th.history_hours)
         end = self.bucket(self._clock())
+        # Promotion days (the store's calendar) stay out of the baseline share.
+        starts = [b * self._th.bucket_s for b in range(end - len(counts[total]) + 1, end + 1)]
+        excluded = self._th.promotions.excluded(event.kind, starts)
         recorded = []
         for key in keys:
-            finding = detector.assess_trend(key, counts[str(key)], counts[total], self._th)
+            finding = detector.assess_trend(key, counts[str(key)], counts[total], self._th, excluded)
             if finding is not None:
                 series = series_of(counts[str(key)], end, self._th.bucket_s,
                                    finding.expected / max(finding.window_h, 1))

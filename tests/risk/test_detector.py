@@ -1,12 +1,15 @@
 """The risk detector: trends against a share-of-volume baseline, safety at once, thresholds from knowledge/."""
 
+import dataclasses
+import datetime as dt
 import math
 
 import pytest
 
 from bot.risk.detector import (
-    CRITICAL, HIGH, MIN_RETENTION_DAYS, NORMAL, URGENT, SeriesKey, Thresholds, assess_safety, assess_trend,
-    load_thresholds, nb_upper_tail, observed_dispersion, series_keys, totals_key,
+    CRITICAL, HIGH, MIN_RETENTION_DAYS, NORMAL, URGENT, Promotion, PromotionCalendar, SeriesKey, Thresholds,
+    assess_safety, assess_trend, load_promotions, load_thresholds, nb_upper_tail, observed_dispersion, series_keys,
+    totals_key,
 )
 from bot.risk.events import new_event
 
@@ -192,6 +195,7 @@ def test_thresholds_come_from_the_file_given(tmp_path):
     "windows_h: [24, 800]\n",  # a window longer than the baseline
     "alpha: 0\n",
     "min_ratio: 0.5\n",
+    "promotion_alpha_factor: 0\n",
 ])
 def test_nonsensical_thresholds_are_refused(tmp_path, text):
     path = tmp_path / "th.yml"
@@ -217,3 +221,97 @@ def test_series_keys_of_an_event_without_sku_or_merchant():
 def test_totals_key_names_the_kind():
     assert totals_key("return") == "all|return"
     assert totals_key("safety") == "all|safety"
+
+
+# -- the promotion calendar ---------------------------------------------------------------------
+
+def promoted_key_history(promo_per_hour: int = 8):
+    """A key at 2 an hour whose share tripled on five promotion days inside its baseline (it was on
+    the 双11 home page), then a 3x day now; the rest of the store steady at 80 an hour."""
+    counts = flat(2)
+    promo = [False] * 360
+    for h in range(100, 220):
+        counts[h], promo[h] = promo_per_hour, True
+    counts = with_last(counts, 24, 6)
+    return counts, store_totals(counts, flat(80)), promo
+
+
+def test_a_promotion_in_the_baseline_hides_a_burst_unless_its_days_are_excluded():
+    counts, totals, promo = promoted_key_history()
+    assert assess_trend(KEY, counts, totals, TH) is None  # the promotion inflated the share
+    finding = assess_trend(KEY, counts, totals, TH, promo)
+    assert finding is not None and finding.ratio > 2.5
+    # Expected from the 216 clean baseline hours only: 2 of 82 an hour.
+    window = finding.window_h
+    assert finding.expected == pytest.approx((2 * 216 + 0.5) / (82 * 216) * 86 * window, rel=1e-3)
+
+
+def test_with_too_few_clean_hours_the_baseline_uses_them_all():
+    counts, totals, _ = promoted_key_history()
+    almost_all = [True] * 300 + [False] * 60  # only 36 clean baseline hours, fewer than 48
+    assert assess_trend(KEY, counts, totals, TH, almost_all) is None
+    looser = dataclasses.replace(TH, min_clean_baseline_hours=24)
+    assert assess_trend(KEY, counts, totals, looser, almost_all) is not None
+
+
+def test_excluded_must_match_the_counts():
+    counts, totals, promo = promoted_key_history()
+    with pytest.raises(ValueError):
+        assess_trend(KEY, counts, totals, TH, promo[:-1])
+
+
+def test_a_window_on_promotion_days_is_tested_at_the_stricter_alpha():
+    counts = with_last(flat(2), 24, 6)
+    totals = store_totals(counts, flat(2 * OTHER_KEYS))
+    window_on_promotion = [False] * 350 + [True] * 10
+    strict = dataclasses.replace(TH, promotion_alpha_factor=1e-12)
+    assert assess_trend(KEY, counts, totals, strict, [False] * 360) is not None
+    assert assess_trend(KEY, counts, totals, strict, window_on_promotion) is None
+    assert assess_trend(KEY, counts, totals, TH, window_on_promotion) is not None
+
+
+def test_the_store_calendar_has_the_2026_promotions():
+    calendar = load_promotions()
+    by_name = {p.name: p for p in calendar.promotions}
+    assert dt.date(2026, 11, 11) in by_name["双11"].peaks
+    assert by_name["618"].start <= dt.date(2026, 6, 18) <= by_name["618"].end
+    assert {"年货节", "双12"} <= set(by_name)
+    assert all(p.start <= p.end and all(p.start <= d <= p.end for d in p.peaks) for p in calendar.promotions)
+    assert dict(calendar.aftermath_days)["return"] >= 7  # 七天无理由 returns come after delivery
+    assert load_thresholds().promotions == calendar
+
+
+def test_promotion_days_and_aftermath_are_per_kind_in_beijing_time(tmp_path):
+    path = tmp_path / "promotions.yml"
+    path.write_text("aftermath_days:\n  return: 3\npromotions:\n  - name: 双11\n    start: 2026-11-11\n"
+                    "    end: 2026-11-11\n    peaks: [2026-11-11]\n    peak_volume: 4\n", encoding="utf-8")
+    calendar = load_promotions(path)
+    assert calendar.promotions == (Promotion("双11", dt.date(2026, 11, 11), dt.date(2026, 11, 11),
+                                             (dt.date(2026, 11, 11),), 1.5, 4.0),)
+    assert calendar.on_promotion("return", dt.date(2026, 11, 14))
+    assert not calendar.on_promotion("return", dt.date(2026, 11, 15))
+    assert not calendar.on_promotion("complaint", dt.date(2026, 11, 12))  # no aftermath for complaints
+    midnight_beijing = dt.datetime(2026, 11, 10, 16, tzinfo=dt.timezone.utc).timestamp()
+    assert calendar.excluded("complaint", [midnight_beijing - 3600, midnight_beijing]) == [False, True]
+    assert PromotionCalendar().excluded("return", [midnight_beijing]) == [False]
+
+
+@pytest.mark.parametrize("entry", [
+    "  - name: 双11\n    start: 2026-11-11\n    end: 2026-11-01\n",  # ends before it starts
+    "  - name: 双11\n    start: 2026-11-01\n    end: 2026-11-11\n    peaks: [2026-11-12]\n",  # peak outside
+    "  - name: 双11\n    start: 2026-11-31\n    end: 2026-12-01\n",  # no such day
+    "  - start: 2026-11-01\n    end: 2026-11-11\n",  # no name
+    "  - name: 双11\n    start: 2026-11-01\n    end: 2026-11-11\n    planned_volume: 0.5\n",
+])
+def test_malformed_promotions_are_refused(tmp_path, entry):
+    path = tmp_path / "promotions.yml"
+    path.write_text("promotions:\n" + entry, encoding="utf-8")
+    with pytest.raises(ValueError):
+        load_promotions(path)
+
+
+def test_a_negative_aftermath_is_refused(tmp_path):
+    path = tmp_path / "promotions.yml"
+    path.write_text("aftermath_days:\n  return: -1\n", encoding="utf-8")
+    with pytest.raises(ValueError):
+        load_promotions(path)
