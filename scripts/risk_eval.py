@@ -514,7 +514,12 @@ def report(args, th: Thresholds, replay: Replay, incidents: List[Incident], prom
             _print_group(f"{size:g}x", [i for i in band if i.size == size])
     missed = [i for i in incidents if i.counted and i.size >= 3 and (i.detected_h is None or i.detected_h > 24)]
     for i in missed:
-        print(f"  missed: {i.key} {i.size:g}x for {i.end_h - i.start_h} h, baseline {i.baseline_per_day:.1f}/day")
+        on_promotion = " (starts on a promotion day)" if day_of(i.start_h) in promo_days else ""
+        began = START + dt.timedelta(hours=i.start_h)
+        print(f"  missed: {i.key} {i.size:g}x for {i.end_h - i.start_h} h from {began:%m-%d %H}:00, "
+              f"baseline {i.baseline_per_day:.1f}/day{on_promotion}")
+    if missed:
+        print(MISSED_NOTE)
     weeks = _normal_weeks(th, promo_days)
     print(f"false alarms: {len(false_normal)} on normal-volume days over {weeks:.2f} weeks "
           f"= {len(false_normal) / weeks:.2f} per week (target <= 1); {len(false_promo)} more on promotion days "
@@ -522,6 +527,14 @@ def report(args, th: Thresholds, replay: Replay, incidents: List[Incident], prom
     if args.show_false:
         for h, key in sorted(false_normal + false_promo, key=lambda pair: (pair[0], str(pair[1]))):
             print(f"  false alarm {START + dt.timedelta(hours=h):%m-%d %H}:00 {key}")
+
+
+MISSED_NOTE = (
+    "note: the target (every >=3x incident within 24 h) is not met on every seed. Most misses start on promotion "
+    "days: while a promotion runs, the SKUs it features take a bigger share of the kind's swollen total, so a key it "
+    "does not feature falls below its usual share and a 3x rise shows as little more than 2x (min ratio 2, alpha "
+    "x promotion_alpha_factor); the rest are keys near 20 events/day whose 3x incident is found a few hours after "
+    "24 h. See `--seeds A-B` for how often.")
 
 
 def _print_group(label: str, group: List[Incident]) -> None:

@@ -175,6 +175,7 @@ def test_thresholds_load_from_the_knowledge_file():
     assert th.bucket_s == 3600
     assert th.retention_days >= MIN_RETENTION_DAYS == 1096
     assert th.safety_window_h > 0 and 0 < th.alpha < 1e-2 and th.min_count >= 5
+    assert 0 < th.promotion_alpha_factor <= 1 and th.min_clean_baseline_hours >= 24
     assert th.labels["kinds"]["return"] == "退货" and th.labels["reasons"]["quality"] == "质量问题"
 
 
