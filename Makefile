@@ -53,7 +53,7 @@ train: venv
 # DEMO=1: the demo storefront (/shop?customer=c1001) signs demo customers' tokens; never in production.
 run: export DEMO ?= 1
 run: venv
-	$(PY) -m bot.runner
+	@$(PY) -m bot.runner
 
 test: venv browser train test-unit validate test-stories test-nlu test-kb
 	@echo "make test: all suites passed"

@@ -1,4 +1,5 @@
-"""`make run`'s runner: settings, the API token, and stopping (issue 12)."""
+"""`make run`'s runner: settings, the API token, stopping (issue 12), and what it prints
+(issue 16: a few progress lines, the children's logs in var/logs/, the addresses to open)."""
 
 from __future__ import annotations
 
@@ -191,8 +192,14 @@ def test_make_run_leaves_nothing_running_however_it_is_stopped(stop, trained_mod
 # takes 2 s to stop after SIGTERM, as Rasa does, and has started a process of its own that
 # ignores SIGTERM. Redis is the real embedded one.
 LIGHT_SERVER = """
-import http.server, signal, subprocess, sys, time
+import http.server, os, signal, subprocess, sys, threading, time
 port = int(sys.argv[1])
+if sys.argv[2:] == ["dies"]:  # a crash some seconds after it became ready
+    def crash():
+        time.sleep(6)
+        print("light server: simulated crash", file=sys.stderr, flush=True)
+        os._exit(3)
+    threading.Thread(target=crash, daemon=True).start()
 subprocess.Popen([sys.executable, "-c",
                   "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"])
 def slow_stop(signum, frame):
@@ -210,7 +217,7 @@ http.server.HTTPServer(("127.0.0.1", port), Ok).serve_forever()
 
 RUNNER_WITH_LIGHT_SERVERS = f"""
 # RUNNER_WITH_LIGHT_SERVERS
-import sys
+import os, sys
 from pathlib import Path
 from bot import runner
 from bot.stack import ManagedProcess
@@ -219,15 +226,16 @@ def light(name):
     def build(*args, **kwargs):
         port = kwargs.get("port") or [a for a in args if isinstance(a, int)][0]
         env = [a for a in args if isinstance(a, dict)][0]
-        return ManagedProcess(name=name, command=[sys.executable, "-c", {LIGHT_SERVER!r}, str(port)],
-                              env=env, ready_url=f"http://127.0.0.1:{{port}}/")
+        broken = [os.environ["LIGHT_BROKEN"]] if os.environ.get("LIGHT_BROKEN_NAME") == name else []
+        return ManagedProcess(name=name, command=[sys.executable, "-c", {LIGHT_SERVER!r}, str(port), *broken],
+                              env=env, ready_url=f"http://127.0.0.1:{{port}}/", output=kwargs.get("output"))
     return build
 
 runner.action_server = light("action server")
 runner.rasa_server = light("rasa server")
 runner.console_server = light("agent console")
 runner.ensure_trained = lambda settings: Path("models/light.tar.gz")
-runner.prepare_knowledge = lambda: None
+runner.prepare_knowledge = lambda *args: None
 sys.exit(runner.main())
 """
 
@@ -247,3 +255,104 @@ def test_runner_stops_its_servers_and_what_they_started(stop, tmp_path, cleanup)
     assert len(grandchildren) == 3, [p.cmdline() for p in procs]
     assert any("redis-server" in " ".join(p.cmdline()) for p in procs)
     stop_and_check(launched, stop, ports)
+
+
+# -- what `make run` prints (issue 16) ----------------------------------------------------------
+# A few progress lines, then the ready message with the three addresses first; the children's
+# output (Rasa's, TensorFlow's and Sanic's warnings, the action server's registrations) goes to
+# var/logs/, one file per process.
+MAX_LINES_BEFORE_READY = 8
+READY_MARK = "小保 is ready"
+
+
+def addresses(ports: Dict[str, int]) -> List[str]:
+    return [f"http://127.0.0.1:{ports['WEB_PORT']}/shop", f"http://127.0.0.1:{ports['WEB_PORT']}/",
+            f"http://127.0.0.1:{ports['RASA_PORT']}/webhooks/rest/webhook"]
+
+
+@pytest.mark.integration
+def test_make_run_is_quiet_and_its_ready_message_starts_with_the_addresses(trained_model, tmp_path, cleanup):
+    ports = {name: free_port() for name in PORT_NAMES}
+    env = {**os.environ, **{name: str(port) for name, port in ports.items()}, "XIAOBAO_VAR_DIR": str(tmp_path)}
+    for name in ("REDIS_URL", "RASA_API_TOKEN", "MAKEFLAGS", "MAKELEVEL", "MFLAGS"):
+        env.pop(name, None)
+    launched = Launched(["make", "--no-print-directory", "run"], env)
+    cleanup(launched.tree())
+    launched.wait_ready(300)
+    cleanup(launched.tree())
+    text = launched.text()
+    before, mark, ready = text.partition(READY_MARK)
+    assert mark, text
+    assert len(before.splitlines()) <= MAX_LINES_BEFORE_READY, before
+    assert "Warning" not in text and "INFO" not in text, text
+    # The three addresses, in this order, are the first lines after the mark.
+    first_lines = ready.splitlines()[1:4]
+    for line, address in zip(first_lines, addresses(ports)):
+        assert address in line.split(), (address, ready)
+    assert "--role supervisor" in ready and "bot.identity c1001" in ready, ready
+    logs = tmp_path / "logs"
+    assert str(logs) in before or "var/logs" in before, before  # the path, printed once
+    assert "Rasa server is up and running" in (logs / "rasa.log").read_text()
+    assert "Registered function for" in (logs / "actions.log").read_text()
+    assert (logs / "console.log").exists()
+    stop_and_check(launched, sigterm_to_the_group, ports)
+
+
+def _run_light(env_extra: Dict[str, str], ports: Dict[str, int], tmp_path) -> Launched:
+    env = {**os.environ, **{name: str(port) for name, port in ports.items()}, "XIAOBAO_VAR_DIR": str(tmp_path),
+           **env_extra}
+    env.pop("REDIS_URL", None)
+    return Launched([sys.executable, "-c", RUNNER_WITH_LIGHT_SERVERS], env)
+
+
+def test_a_child_that_cannot_bind_its_port_is_reported_with_its_log(tmp_path, cleanup):
+    ports = {name: free_port() for name in PORT_NAMES}
+    with socket.socket() as taken:  # the web app's port is someone else's
+        taken.bind(("127.0.0.1", ports["WEB_PORT"]))
+        taken.listen()
+        launched = _run_light({}, ports, tmp_path)
+        cleanup(launched.tree())
+        procs = launched.tree()
+        assert launched.process.wait(60) != 0
+        text = launched.text()
+    assert READY_MARK not in text, text
+    assert "agent console" in text and "Address already in use" in text, text
+    assert str(tmp_path / "logs" / "console.log") in text, text
+    assert "Address already in use" in (tmp_path / "logs" / "console.log").read_text()
+    del ports["WEB_PORT"]
+    assert_all_gone(launched, procs, ports, time.monotonic())
+
+
+def test_a_child_that_dies_after_ready_stops_the_rest_and_shows_its_log(tmp_path, cleanup):
+    ports = {name: free_port() for name in PORT_NAMES}
+    launched = _run_light({"LIGHT_BROKEN_NAME": "rasa server", "LIGHT_BROKEN": "dies"}, ports, tmp_path)
+    cleanup(launched.tree())
+    launched.wait_ready(60)
+    procs = launched.tree()
+    cleanup(procs)
+    assert launched.process.wait(60) != 0
+    text = launched.text()
+    after_ready = text.partition(READY_MARK)[2]
+    assert "rasa server exited" in after_ready and "simulated crash" in after_ready, text
+    assert str(tmp_path / "logs" / "rasa.log") in after_ready, text
+    assert_all_gone(launched, procs, ports, time.monotonic())
+
+
+def test_child_logs_are_appended_rotated_when_big_and_tailed_from_this_run(tmp_path, monkeypatch):
+    from bot import runner
+
+    monkeypatch.setattr(runner, "LOG_ROTATE_BYTES", 100)
+    logs_dir = tmp_path / "logs"
+    logs_dir.mkdir()
+    (logs_dir / "rasa.log").write_text("an earlier run\n" * 20)  # 300 bytes: rotated
+    (logs_dir / "actions.log").write_text("an earlier run\n")  # small: appended to
+    logs = runner.ChildLogs(logs_dir)
+    for name in ("rasa.log", "actions.log"):
+        with logs.open(name) as handle:
+            handle.write(b"".join(f"line {n}\n".encode() for n in range(50)))
+    assert (logs_dir / "rasa.log.1").read_text() == "an earlier run\n" * 20
+    assert "an earlier run" not in (logs_dir / "rasa.log").read_text()
+    assert (logs_dir / "actions.log").read_text().startswith("an earlier run\n")
+    tail = logs.tail("actions.log", lines=3).splitlines()
+    assert tail == [f"last lines of {logs_dir / 'actions.log'}:", "  line 47", "  line 48", "  line 49"]
+    assert "is empty" in runner.ChildLogs(tmp_path / "nowhere").tail("console.log")
