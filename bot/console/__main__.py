@@ -1,8 +1,9 @@
 """Agent console commands.
 
   python -m bot.console serve                 run the console on WEB_PORT (make run does this)
-  python -m bot.console add-agent NAME [--role supervisor]
-                                              create or reset an agent (password from
+  python -m bot.console add-agent NAME [--role supervisor] [--display 小王]
+                                              create or reset an agent (--display: the
+                                              name shoppers see, default the login; password from
                                               AGENT_PASSWORD, or asked for); works before the
                                               first `make run` too: without REDIS_URL and with
                                               no embedded Redis running, it starts that Redis
@@ -17,7 +18,7 @@ import contextlib
 import getpass
 import os
 import sys
-from typing import Iterator
+from typing import Iterator, Optional, Tuple
 
 from aiohttp import web
 
@@ -92,16 +93,29 @@ async def remove_agent(settings: Settings, name: str, redis_url: str = "") -> bo
         await client.aclose() if hasattr(client, "aclose") else await client.close()
 
 
-async def add_agent(settings: Settings, name: str, password: str, redis_url: str = "", role: str = "agent") -> None:
+async def add_agent(settings: Settings, name: str, password: str, redis_url: str = "", role: str = "agent",
+                    display: Optional[str] = None) -> None:
     from bot.console.agents import AgentStore
     from bot.redis_url import async_redis
 
     config = config_from_env(settings)  # creates the shared secrets if this is the first command run
     client = async_redis(redis_url or config.redis_url)
     try:
-        await AgentStore(client).add(name, password, role)
+        await AgentStore(client).add(name, password, role, display)
     finally:
         await client.aclose() if hasattr(client, "aclose") else await client.close()
+
+
+def parse_add_agent(argv: list) -> Optional[Tuple[str, str, Optional[str]]]:
+    """`add-agent NAME [--role ROLE] [--display NAME]` as (name, role, display); None otherwise."""
+    if argv[:1] != ["add-agent"] or len(argv) < 2 or argv[1].startswith("--"):
+        return None
+    options, rest = {"--role": "agent", "--display": None}, argv[2:]
+    while rest:
+        if len(rest) < 2 or rest[0] not in options:
+            return None
+        options[rest[0]], rest = rest[1], rest[2:]
+    return argv[1], options["--role"], options["--display"]
 
 
 def main(argv: list) -> int:
@@ -111,24 +125,28 @@ def main(argv: list) -> int:
         web.run_app(create_app(config_from_env(settings)), host=settings.bind_host, port=settings.web_port,
                     print=lambda *_: print(f"agent console on http://{settings.bind_host}:{settings.web_port}", flush=True))
         return 0
-    role = "agent"
-    if argv[:1] == ["add-agent"] and len(argv) == 4 and argv[2] == "--role":
-        argv, role = argv[:2], argv[3]
-    if argv[:1] == ["add-agent"] and len(argv) == 2:
-        from bot.console.agents import ROLES, check_new_agent
+    parsed = parse_add_agent(argv)
+    if parsed is not None:
+        from bot.console.agents import ROLES, check_display, check_new_agent
 
+        name, role, display = parsed
         if role not in ROLES:
             print(f"a role is one of {', '.join(ROLES)}", file=sys.stderr)
             return 2
-        password = os.environ.get("AGENT_PASSWORD") or getpass.getpass(f"password for {argv[1]}: ")
         try:
-            check_new_agent(argv[1], password)
+            display = check_display(display) if display is not None else None
+        except ValueError as error:
+            print(error, file=sys.stderr)
+            return 2
+        password = os.environ.get("AGENT_PASSWORD") or getpass.getpass(f"password for {name}: ")
+        try:
+            check_new_agent(name, password)
         except ValueError as error:
             print(error, file=sys.stderr)
             return 2
         with redis_for_setup(settings) as redis_url:
-            asyncio.run(add_agent(settings, argv[1], password, redis_url, role))
-        print(f"agent {argv[1]} saved ({role})")
+            asyncio.run(add_agent(settings, name, password, redis_url, role, display))
+        print(f"agent {name} saved ({role}{', shown as ' + display if display else ''})")
         return 0
     if argv[:1] == ["remove-agent"] and len(argv) == 2:
         with redis_for_setup(settings) as redis_url:

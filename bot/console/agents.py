@@ -14,7 +14,7 @@ import hashlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Optional
+from typing import Dict, Optional
 
 import redis.asyncio as aioredis
 from argon2 import PasswordHasher
@@ -67,10 +67,21 @@ return 0
 """
 
 
+DISPLAY_CHARS = 20  # a display name (what shoppers see, e.g. 小王) is at most this long
+
+
 def check_new_agent(name: str, password: str) -> None:
     """Raises ValueError unless name and password are acceptable for a new agent."""
     if not name or len(password) < 8:
         raise ValueError("an agent needs a name and a password of at least 8 characters")
+
+
+def check_display(display: str) -> str:
+    """The display name, stripped; ValueError unless it is 1 to DISPLAY_CHARS printable characters."""
+    display = (display or "").strip()
+    if not display or len(display) > DISPLAY_CHARS or not display.isprintable():
+        raise ValueError(f"a display name has 1 to {DISPLAY_CHARS} printable characters")
+    return display
 
 
 def _verify_hash(stored: Optional[bytes], password: str) -> bool:
@@ -89,14 +100,36 @@ class AgentStore:
         self._prefix = prefix
         self._throttle = throttle_prefix or prefix + "login:"
 
-    async def add(self, name: str, password: str, role: str = AGENT) -> None:
+    async def add(self, name: str, password: str, role: str = AGENT, display: Optional[str] = None) -> None:
+        """Creates or resets an agent. `display` is the name shoppers and colleagues see (e.g.
+        小王); without it an existing agent keeps theirs, and a new one is shown by their login."""
         check_new_agent(name, password)
         if role not in ROLES:
             raise ValueError(f"a role is one of {', '.join(ROLES)}")
+        display = check_display(display) if display is not None else None
         pipe = self._redis.pipeline(transaction=True)
         pipe.hset(self._prefix + "agents", name, _hasher.hash(password))
         pipe.hset(self._prefix + "roles", name, role)
+        if display is not None:
+            pipe.hset(self._prefix + "displays", name, display)
         await pipe.execute()
+
+    async def set_display(self, name: str, display: str) -> None:
+        await self._redis.hset(self._prefix + "displays", name, check_display(display))
+
+    async def display_name(self, name: Optional[str]) -> str:
+        """What shoppers see of the agent (the reply prefix): their display name, else the login."""
+        if not name:
+            return ""
+        stored = await self._redis.hget(self._prefix + "displays", name)
+        return (stored.decode() if isinstance(stored, bytes) else stored) or name
+
+    async def display_names(self) -> Dict[str, str]:
+        """Every agent's login -> display name (the login where none is set)."""
+        names = await self.names()
+        stored = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+                  for k, v in (await self._redis.hgetall(self._prefix + "displays")).items()}
+        return {n: stored.get(n) or n for n in names}
 
     async def role(self, name: str) -> str:
         """The agent's role, read on every request (a change applies at once); agents saved
@@ -112,6 +145,7 @@ class AgentStore:
         """Deletes the agent and ends every console session they have; True if there was one."""
         removed = bool(await self._redis.hdel(self._prefix + "agents", name))
         await self._redis.hdel(self._prefix + "roles", name)
+        await self._redis.hdel(self._prefix + "displays", name)
         await self.end_sessions(name)
         return removed
 

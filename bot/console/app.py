@@ -34,7 +34,7 @@ from aiohttp_session import AbstractStorage, Session, get_session, new_session, 
 from redis.exceptions import RedisError
 
 from bot.console.agents import AgentStore
-from bot.console.regulators import setup_regulators
+from bot.console.regulators import order_labels, setup_regulators
 from bot.handoff.tickets import CLAIMED, Ticket, TicketError, TicketStore, now
 from bot.handoff.triggers import handoff_texts
 from bot.knowledge.kb import load_entries
@@ -63,6 +63,12 @@ COALESCE_S = 0.05  # a WebSocket sends one queue snapshot for changes this close
 PHOTO_FILE = re.compile(r"(?:^wechat-media:|/uploads/)([0-9a-f]{32}\.(jpg|png|webp))$")
 PHOTO_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 THUMBNAIL_PX = 240
+# What agents and supervisors read: the API keeps the machine values (status, priority, ...) and
+# adds these Chinese labels (…_label) for display.
+TICKET_STATUS_LABELS = {"waiting": "排队中", "claimed": "已接入", "resolved": "已解决"}
+PRIORITY_LABELS = {"urgent": "紧急", "high": "高", "normal": "普通"}
+CHANNEL_LABELS = {"socketio": "网页聊天", "wechat": "微信", "rest": "接口", "unknown": "未知渠道"}
+TEXT_CHARS = 2000  # a reply or an internal note
 
 
 @dataclass(frozen=True)
@@ -253,13 +259,32 @@ def console_texts() -> Dict[str, Any]:
 
 
 # -- helpers --------------------------------------------------------------------------------
-def ticket_view(ticket: Ticket, at: Optional[dt.datetime] = None) -> Dict[str, Any]:
-    at = at or now()
+def ticket_view(ticket: Ticket, at: Optional[dt.datetime] = None,
+                displays: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """A ticket for the page: its fields (machine values), Chinese labels, the assignee's and the
+    note authors' display names (`displays`: login -> display name), and the SLA clock."""
+    at, displays = at or now(), displays or {}
     created, due = dt.datetime.fromisoformat(ticket.created_at), dt.datetime.fromisoformat(ticket.sla_due)
     view = {k: v for k, v in asdict(ticket).items() if k != "evidence"}
     view.update(category_label=ticket.category_label, waiting_s=int((at - created).total_seconds()),
-                sla_remaining_s=int((due - at).total_seconds()))
+                sla_remaining_s=int((due - at).total_seconds()),
+                status_label=TICKET_STATUS_LABELS.get(ticket.status, ticket.status),
+                priority_label=PRIORITY_LABELS.get(ticket.priority, ticket.priority),
+                channel_label=CHANNEL_LABELS.get(ticket.channel, ticket.channel),
+                assignee_name=displays.get(ticket.assignee or "", ticket.assignee),
+                notes=[{**n, "agent_name": displays.get(str(n.get("agent")), n.get("agent"))} for n in ticket.notes])
     return view
+
+
+def order_view(order: Dict[str, Any]) -> Dict[str, Any]:
+    labels = order_labels().get("order_status") or {}
+    return {**order, "status_label": labels.get(order.get("status"), order.get("status"))}
+
+
+def return_view(ret: Dict[str, Any]) -> Dict[str, Any]:
+    labels = order_labels()
+    return {**ret, "kind_label": (labels.get("return_kind") or {}).get(ret.get("kind"), ret.get("kind")),
+            "status_label": (labels.get("return_status") or {}).get(ret.get("status"), ret.get("status"))}
 
 
 def citation_line(citation: Dict[str, Any]) -> str:
@@ -323,7 +348,8 @@ def evidence_view(ticket: Ticket, settings: Settings) -> Dict[str, Any]:
                         "kind": "policy" if answer.get("type") == "policy_answer" else "rights",
                         "confidence": answer.get("confidence"),
                         "citations": [citation_line(c) for c in answer.get("citations") or [] if isinstance(c, dict)]})
-    return {"photos": photos, "order": order_summary(evidence.get("order")), "kb_answers": answers}
+    order = order_summary(evidence.get("order"))
+    return {"photos": photos, "order": order_view(order) if order else None, "kb_answers": answers}
 
 
 def thumbnail(path: Path) -> Optional[bytes]:
@@ -351,7 +377,8 @@ def transcript_from_tracker(tracker: Dict[str, Any]) -> List[Dict[str, Any]]:
             custom = (event.get("data") or {}).get("custom") or {}
             turns.append({
                 "from": "agent" if metadata.get("sent_by") == "agent" else "bot",
-                "agent": metadata.get("agent"), "text": event.get("text") or "", "at": event.get("timestamp"),
+                "agent": metadata.get("agent"), "agent_name": metadata.get("agent_name") or metadata.get("agent"),
+                "text": event.get("text") or "", "at": event.get("timestamp"),
                 "citations": [citation_line(c) for c in custom.get("citations", [])],
             })
     return turns
@@ -398,6 +425,34 @@ def json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+def bad_request(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=json.dumps({"error": message}, ensure_ascii=False), content_type="application/json")
+
+
+async def json_body(request: web.Request) -> Dict[str, Any]:
+    """The request's JSON object; 400 (in Chinese) for anything else, never a 500."""
+    try:
+        body = await request.json() if request.can_read_body else {}
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise bad_request("请求格式不正确，请刷新页面后重试")
+    return body
+
+
+def text_of(body: Dict[str, Any], name: str, what: str) -> str:
+    """A reply's or note's text: 1 to TEXT_CHARS characters, as UTF-8 can store it (a lone
+    surrogate, which a browser may send escaped, is replaced rather than failing in Redis)."""
+    value = body.get(name, "")
+    text = (value if isinstance(value, str) else "").strip()
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    if not text:
+        raise bad_request(f"{what}不能为空")
+    if len(text) > TEXT_CHARS:
+        raise bad_request(f"{what}最多{TEXT_CHARS}个字（现在{len(text)}个字）")
+    return text
+
+
 # -- middlewares ----------------------------------------------------------------------------
 PUBLIC = {"/login", "/static/console.js"}
 
@@ -411,12 +466,12 @@ async def auth_and_csrf(request: web.Request, handler):
         session.invalidate()  # the agent was removed: whatever session is left ends here
     if not session.get("agent"):
         if request.path.startswith(("/api/", "/ws")):
-            return json_error(401, "not logged in")
+            return json_error(401, "登录已失效，请重新登录")
         raise web.HTTPFound("/login")
     if request.method == "POST":
         sent = request.headers.get("X-CSRF-Token")
         if not sent or not secrets.compare_digest(sent, session.get("csrf", "")):
-            return json_error(403, "missing or wrong CSRF token")
+            return json_error(403, "页面已过期，请刷新后重试")
     return await handler(request)
 
 
@@ -427,12 +482,44 @@ async def errors(request: web.Request, handler):
     except web.HTTPException:
         raise
     except TicketError as error:  # e.g. a ticket claimed or resolved by someone else meanwhile
-        return json_error(409, str(error))
+        logger.info("ticket transition refused: %s", error)
+        return json_error(409, "工单状态已变化（可能已被其他客服接入、转交或解决），请刷新后再试")
     except AlertError as error:  # e.g. an alert resolved twice, or a non-safety alert confirmed
-        return web.json_response({"error": "该预警当前的状态不允许这个操作", "detail": str(error)}, status=409)
+        logger.info("alert action refused: %s", error)
+        return web.json_response({"error": "该预警当前的状态不允许这个操作", "detail": alert_error_detail(error)},
+                                 status=409)
     except (RasaApiError, OrderSystemError, ConnectionError, OSError) as error:
         logger.exception("backend unavailable")
-        return json_error(503, f"a backend is unavailable: {type(error).__name__}")
+        return json_error(503, f"{BACKEND_NAMES.get(type(error).__name__, '后台服务')}暂时不可用，请稍后再试")
+    except RedisError:  # the tickets' and sessions' store: the page keeps what was typed
+        if not request.path.startswith("/api/"):
+            raise
+        logger.exception("Redis unavailable")
+        return json_error(503, "工单数据库暂时不可用，请稍后再试（已输入的内容仍保留在页面上）")
+    except Exception:  # the console's JSON API: a Chinese message, never aiohttp's English 500 page
+        if not request.path.startswith("/api/"):
+            raise
+        logger.exception("console request failed: %s %s", request.method, request.path)
+        return json_error(500, "服务器出错，请稍后再试（已输入的内容仍保留在页面上）")
+
+
+BACKEND_NAMES = {"RasaApiError": "小保对话服务", "OrderSystemError": "订单系统"}
+
+
+def alert_error_detail(error: Exception) -> str:
+    """AlertError's reason (English, for the log) as supervisors read it."""
+    message = str(error)
+    if message.startswith("no alert"):
+        return "没有这条预警"
+    if "assigned to someone" in message:
+        return "需要指派给一位客服"
+    if "empty note" in message:
+        return "备注不能为空"
+    found = re.search(r"refused for alert \S+: (\w+)", message)
+    if found:
+        why = found.group(1)
+        return f"预警当前状态：{STATUS_LABELS.get(why, why)}"
+    return "请刷新后查看预警的最新状态"
 
 
 # -- pages ----------------------------------------------------------------------------------
@@ -459,7 +546,7 @@ async def login(request: web.Request) -> web.Response:
     form = await request.post()
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not cookie or not secrets.compare_digest(str(form.get("csrf", "")), cookie):
-        return json_error(403, "missing or wrong CSRF token")
+        return json_error(403, "页面已过期，请刷新后重试")
     agents = request.app[SERVICES].agents
     name, ip = str(form.get("name", "")), client_ip(request)
     # The try is counted (per name, per IP, for everyone) before Argon2 runs, in one atomic step,
@@ -485,8 +572,9 @@ async def page_context(request: web.Request) -> Dict[str, Any]:
     """What every logged-in page needs: the agent, the CSRF token, and whether the nav shows the
     supervisors' links (the role as it is now in Redis)."""
     session = await get_session(request)
-    return {"agent": session["agent"], "csrf": session["csrf"],
-            "supervisor": await request.app[SERVICES].agents.is_supervisor(session["agent"])}
+    agents = request.app[SERVICES].agents
+    return {"agent": session["agent"], "agent_name": await agents.display_name(session["agent"]),
+            "csrf": session["csrf"], "supervisor": await agents.is_supervisor(session["agent"])}
 
 
 async def queue_page(request: web.Request) -> web.Response:
@@ -496,16 +584,23 @@ async def queue_page(request: web.Request) -> web.Response:
 async def ticket_page(request: web.Request) -> web.Response:
     ticket = await request.app[SERVICES].tickets.get(request.match_info["ticket_id"])
     if ticket is None:
-        raise web.HTTPNotFound()
-    return render(request, "ticket.html", **await page_context(request), ticket=ticket,
-                  canned=console_texts()["canned"])
+        raise web.HTTPNotFound(text=NOT_FOUND_PAGE, content_type="text/html")
+    context = await page_context(request)
+    colleagues = [(login, name) for login, name in (await request.app[SERVICES].agents.display_names()).items()
+                  if login != context["agent"]]
+    return render(request, "ticket.html", **context, ticket=ticket, canned=console_texts()["canned"],
+                  colleagues=colleagues)
 
 
 # -- API ------------------------------------------------------------------------------------
+NOT_FOUND_PAGE = ('<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>找不到工单</title></head>'
+                  '<body><h1>找不到这个工单</h1><p><a href="/">返回队列</a></p></body></html>')
+
+
 async def queue_snapshot(services: Services, agent: str) -> Dict[str, Any]:
-    at = now()
-    waiting = [ticket_view(t, at) for t in await services.tickets.queue()]
-    mine = [ticket_view(t, at) for t in await services.tickets.assigned_to(agent)]
+    at, displays = now(), await services.agents.display_names()
+    waiting = [ticket_view(t, at, displays) for t in await services.tickets.queue()]
+    mine = [ticket_view(t, at, displays) for t in await services.tickets.assigned_to(agent)]
     return {"type": "queue", "waiting": waiting, "mine": mine}
 
 
@@ -518,18 +613,20 @@ async def conversation(services: Services, ticket: Ticket, settings: Settings) -
     orders, returns = [], []
     if ticket.customer:
         try:
-            orders = [to_dict(o) for o in await services.orders.orders_of(ticket.customer)]
-            returns = [to_dict(r) for r in await services.orders.returns_of(ticket.customer)]
+            orders = [order_view(to_dict(o)) for o in await services.orders.orders_of(ticket.customer)]
+            returns = [return_view(to_dict(r)) for r in await services.orders.returns_of(ticket.customer)]
         except OrderSystemError:
             logger.warning("order system unavailable for ticket %s", ticket.id)
-    return {"type": "conversation", "ticket": ticket_view(ticket), "evidence": evidence_view(ticket, settings),
+    return {"type": "conversation", "ticket": ticket_view(ticket, displays=await services.agents.display_names()),
+            "evidence": evidence_view(ticket, settings),
             "transcript": transcript, "orders": orders, "returns": returns}
 
 
 async def load_ticket(request: web.Request) -> Ticket:
     ticket = await request.app[SERVICES].tickets.get(request.match_info["ticket_id"])
     if ticket is None:
-        raise web.HTTPNotFound(text="no such ticket")
+        raise web.HTTPNotFound(text=json.dumps({"error": "找不到这个工单（可能已被删除）"}, ensure_ascii=False),
+                               content_type="application/json")
     return ticket
 
 
@@ -545,10 +642,10 @@ async def api_photo(request: web.Request) -> web.StreamResponse:
     index = request.match_info["index"]
     photos = (ticket.evidence or {}).get("photos") or []
     if not index.isdigit() or int(index) >= len(photos):
-        raise web.HTTPNotFound(text="no such photo")
+        raise web.HTTPNotFound(text="没有这张照片")
     path = photo_file(request.app[CONFIG].settings, photos[int(index)])
     if path is None:
-        raise web.HTTPNotFound(text="the photo is not stored here")
+        raise web.HTTPNotFound(text="这张照片没有保存在本机")
     headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff",
                "Content-Security-Policy": "default-src 'none'"}
     if request.query.get("thumbnail"):
@@ -560,8 +657,14 @@ async def api_photo(request: web.Request) -> web.StreamResponse:
 
 async def api_claim(request: web.Request) -> web.Response:
     services, ticket = request.app[SERVICES], await load_ticket(request)
-    if not await services.tickets.claim(ticket.id, await current_agent(request)):
-        return json_error(409, "already claimed by another agent")
+    agent = await current_agent(request)
+    if not await services.tickets.claim(ticket.id, agent):
+        current = await services.tickets.get(ticket.id)
+        if current is not None and current.status == CLAIMED and current.assignee == agent:
+            return json_error(409, "您已接入这个会话")
+        if current is not None and current.status == "resolved":
+            return json_error(409, "该会话已解决，无需接入")
+        return json_error(409, "该会话已被其他客服接入")
     await services.rasa.pause(ticket.sender_id)  # the bot may have resumed after an SLA notice
     return web.json_response({"ok": True})
 
@@ -569,30 +672,31 @@ async def api_claim(request: web.Request) -> web.Response:
 async def owned(request: web.Request) -> Ticket:
     ticket, agent = await load_ticket(request), await current_agent(request)
     if ticket.status != "claimed" or ticket.assignee != agent:
-        raise web.HTTPConflict(text=json.dumps({"error": "you do not own this conversation"}),
+        raise web.HTTPConflict(text=json.dumps({"error": "请先接入这个会话（它不在您名下）"}, ensure_ascii=False),
                                content_type="application/json")
     return ticket
 
 
 async def api_reply(request: web.Request) -> web.Response:
+    """The agent's reply reaches the shopper under their display name (agent_prefix), never
+    their login; the login stays in the event's metadata for the console and the records."""
     ticket = await owned(request)
-    text = str((await request.json()).get("text", "")).strip()
-    if not text or len(text) > 2000:
-        return json_error(400, "a reply needs 1 to 2000 characters")
-    agent = await current_agent(request)
-    prefix = console_texts()["agent_prefix"].format(agent=agent)
-    await request.app[SERVICES].rasa.send_bot_message(
-        ticket.sender_id, prefix + text, metadata={"sent_by": "agent", "agent": agent, "ticket": ticket.id})
+    text = text_of(await json_body(request), "text", "回复")
+    services, agent = request.app[SERVICES], await current_agent(request)
+    name = await services.agents.display_name(agent)
+    prefix = console_texts()["agent_prefix"].format(agent=name)
+    await services.rasa.send_bot_message(
+        ticket.sender_id, prefix + text,
+        metadata={"sent_by": "agent", "agent": agent, "agent_name": name, "ticket": ticket.id})
     return web.json_response({"ok": True})
 
 
 async def api_note(request: web.Request) -> web.Response:
+    """An internal note, on a ticket in any state. Every failure is a JSON error in Chinese."""
     ticket = await load_ticket(request)
-    text = str((await request.json()).get("text", "")).strip()
-    if not text:
-        return json_error(400, "an empty note")
-    await request.app[SERVICES].tickets.add_note(ticket.id, await current_agent(request), text)
-    return web.json_response({"ok": True})
+    text = text_of(await json_body(request), "text", "备注")
+    noted = await request.app[SERVICES].tickets.add_note(ticket.id, await current_agent(request), text)
+    return web.json_response({"ok": True, "notes": len(noted.notes)})
 
 
 async def api_release(request: web.Request) -> web.Response:
@@ -603,9 +707,9 @@ async def api_release(request: web.Request) -> web.Response:
 
 async def api_transfer(request: web.Request) -> web.Response:
     ticket, services = await owned(request), request.app[SERVICES]
-    to_agent = str((await request.json()).get("to", ""))
+    to_agent = str((await json_body(request)).get("to", "")).strip()
     if to_agent not in await services.agents.names():
-        return json_error(400, "no such agent")
+        return json_error(400, "没有这位客服，请从列表中选择")
     await services.tickets.transfer(ticket.id, await current_agent(request), to_agent)
     return web.json_response({"ok": True})
 
@@ -637,7 +741,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     when its ticket changes, and when its transcript changes (re-read every poll interval). The
     whole queue is also re-sent every refresh interval, in case a change was missed."""
     if not origin_allowed(request):  # a page of another site, riding on the agent's cookie
-        return json_error(403, "cross-origin WebSocket refused")
+        return json_error(403, "不允许从其他网站连接")
     agent = await current_agent(request)
     services, config = request.app[SERVICES], request.app[CONFIG]
     ws = web.WebSocketResponse(heartbeat=20)
@@ -799,7 +903,8 @@ def alert_done(alert: Alert, **extra: Any) -> web.Response:
 
 @supervisors_only
 async def risk_page(request: web.Request) -> web.Response:
-    return render(request, "risk.html", **await page_context(request), agents=await request.app[SERVICES].agents.names(),
+    return render(request, "risk.html", **await page_context(request),
+                  agents=list((await request.app[SERVICES].agents.display_names()).items()),
                   severities=SEVERITY_LABELS, statuses=STATUS_FILTERS)
 
 
@@ -875,7 +980,7 @@ async def risk_websocket(request: web.Request) -> web.WebSocketResponse:
     alerts' pub/sub channel, one subscription per process), and every refresh interval. The role
     is checked again before each push: a demoted supervisor's socket is closed (code 4403)."""
     if not origin_allowed(request):
-        return json_error(403, "cross-origin WebSocket refused")
+        return json_error(403, "不允许从其他网站连接")
     agent = await current_agent(request)
     services, config = request.app[SERVICES], request.app[CONFIG]
     ws = web.WebSocketResponse(heartbeat=20)

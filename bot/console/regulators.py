@@ -641,16 +641,16 @@ async def api_dossier_consent(request: web.Request) -> web.Response:
     try:
         body = await request.json()
     except ValueError:
-        return json_error(400, "a JSON body is needed")
+        return json_error(400, "请求格式不正确，请刷新页面后重试")
     if not isinstance(body, dict) or not isinstance(body.get("given"), bool):
-        return json_error(400, "given must be true or false")
+        return json_error(400, "请说明顾客是否同意")
     store = ConsentStore(request.app[SERVICES].redis)
     if not body["given"]:
         await store.withdraw(ticket.id, agent)
         return web.json_response({"ok": True, "consent": None})
     statement = body.get("statement")
     if not isinstance(statement, str) or not statement.strip() or len(statement) > CONSENT_STATEMENT_CHARS:
-        return json_error(400, f"statement: the shopper's words of consent, 1 to {CONSENT_STATEMENT_CHARS} characters")
+        return json_error(400, f"请记录顾客同意的原话（1到{CONSENT_STATEMENT_CHARS}个字）")
     return web.json_response({"ok": True, "consent": await store.record(ticket.id, agent, statement.strip())})
 
 
@@ -659,7 +659,8 @@ async def monthly_report(request: web.Request) -> Dict[str, Any]:
 
     services, agent = request.app[SERVICES], await current_agent(request)
     if not await services.agents.is_supervisor(agent):
-        raise web.HTTPForbidden(text=json.dumps({"error": "supervisors only"}), content_type="application/json")
+        raise web.HTTPForbidden(text=json.dumps({"error": "仅主管可以查看月度报告"}, ensure_ascii=False),
+                                content_type="application/json")
     month = request.query.get("month") or dt.datetime.now(SHANGHAI).strftime("%Y-%m")
     try:
         start, end = parse_month(month)

@@ -30,14 +30,33 @@
     return node;
   }
 
+  // Errors in Chinese: the server's message (and its detail), else one chosen by the HTTP status.
+  function failure(status) {
+    if (status === 401) return "登录已失效，请重新登录";
+    if (status === 403) return "页面已过期或没有权限，请刷新后重试";
+    if (status === 404) return "没有这条预警";
+    if (status === 409) return "该预警当前的状态不允许这个操作";
+    if (status >= 500) return "服务器出错（" + status + "），请稍后再试";
+    return "操作失败（" + status + "）";
+  }
+  function errorText(data, status) {
+    const message = (typeof data.error === "string" && data.error) || failure(status);
+    return typeof data.detail === "string" && data.detail ? message + "（" + data.detail + "）" : message;
+  }
+
   async function post(path, body) {
-    const response = await fetch(path, {
-      method: "POST", credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-      body: JSON.stringify(body || {}),
-    });
+    let response;
+    try {
+      response = await fetch(path, {
+        method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+        body: JSON.stringify(body || {}),
+      });
+    } catch (error) {
+      throw new Error("网络连接失败，请检查网络后重试");
+    }
     const data = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(data.error || response.statusText);
+    if (!response.ok) throw new Error(errorText(data, response.status));
     return data;
   }
 
@@ -125,7 +144,7 @@
     if (![...fresh].some((f) => LOUD.has(seen && seen.get(f)))) document.title = baseTitle;
     const response = await fetch("/api/risk/alerts/" + encodeURIComponent(id), { credentials: "same-origin" });
     const data = await response.json().catch(() => ({}));
-    if (!response.ok) { $("live").textContent = "无法打开预警：" + (data.error || response.statusText); return; }
+    if (!response.ok) { $("live").textContent = "无法打开预警：" + errorText(data, response.status); return; }
     renderDetail(data);
     renderList();
   }
