@@ -474,8 +474,11 @@ def print_seeds(seeds: range, th: Thresholds, min_baseline: float, calendar: Pro
         false_normal, false_promo = score(replay, incidents, promo_days, th)
         found, n = _detected(incidents)
         weeks = _normal_weeks(th, promo_days)
+        missed = [i for i in incidents if i.counted and i.size >= 3 and (i.detected_h is None or i.detected_h > 24)]
+        on_promotion = sum(1 for i in missed if day_of(i.start_h) in promo_days)
         print(f"seed {seed:>3}: detected {found}/{n} of at least 3x within 24h; false alarms per week "
-              f"{len(false_normal) / weeks:.2f}; {len(false_promo)} on promotion days", flush=True)
+              f"{len(false_normal) / weeks:.2f}; {len(false_promo)} on promotion days; "
+              f"{on_promotion} of {len(missed)} misses start on promotion days", flush=True)
         total_found, total_n, total_false = total_found + found, total_n + n, total_false + len(false_normal)
         total_promo, total_weeks = total_promo + len(false_promo), total_weeks + weeks
     print(f"seeds {seeds.start}-{seeds.stop - 1}: detected {total_found}/{total_n} of at least 3x within 24h; "
@@ -530,11 +533,15 @@ def report(args, th: Thresholds, replay: Replay, incidents: List[Incident], prom
 
 
 MISSED_NOTE = (
-    "note: the target (every >=3x incident within 24 h) is not met on every seed. Most misses start on promotion "
-    "days: while a promotion runs, the SKUs it features take a bigger share of the kind's swollen total, so a key it "
-    "does not feature falls below its usual share and a 3x rise shows as little more than 2x (min ratio 2, alpha "
-    "x promotion_alpha_factor); the rest are keys near 20 events/day whose 3x incident is found a few hours after "
-    "24 h. See `--seeds A-B` for how often.")
+    "note: the target (every >=3x incident within 24 h) is not met on every seed (seeds 7-16: 171/189 found in "
+    "time). Most misses start on promotion days: the returns of 双11 run on promotion volume from 10-31 to 11-22, a "
+    "third of the evaluated days. Then the SKUs a promotion features take a bigger share of the kind's swollen "
+    "total, so a key it does not feature falls below its usual share and a 3x rise shows as little more than 2x; "
+    "the clean (off-promotion) baseline is only a few days long, and the window is tested at alpha x "
+    "promotion_alpha_factor. The rest are keys near 20 events/day found a few hours after 24 h. Ignoring the "
+    "calendar (--detector-ignores-calendar) finds more of them (seeds 7-16: 181/189) but raises 11 false alarms on "
+    "promotion days instead of 3; on seeds 1-6, where the thresholds were chosen, both found 98/107. "
+    "See `--seeds A-B` for how often.")
 
 
 def _print_group(label: str, group: List[Incident]) -> None:
