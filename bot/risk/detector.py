@@ -159,6 +159,7 @@ class Thresholds:
     retention_days: int = MIN_RETENTION_DAYS
     promotion_alpha_factor: float = 1.0  # alpha × this for a window on promotion days
     min_clean_baseline_hours: int = 48  # fewer non-promotion baseline hours: the baseline uses them all
+    baseline_skips_promotions: bool = True  # False: promotion days only tighten alpha, the baseline keeps them
     promotions: PromotionCalendar = field(default_factory=PromotionCalendar, compare=False)
     # Chinese names for rule sentences; left out of equality and hashing.
     labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict, compare=False)
@@ -181,6 +182,7 @@ def load_thresholds(path: Optional[Path] = None, promotions: Optional[Path] = No
         retention_days=int(raw.get("retention_days", MIN_RETENTION_DAYS)),
         promotion_alpha_factor=float(raw.get("promotion_alpha_factor", 1.0)),
         min_clean_baseline_hours=int(raw.get("min_clean_baseline_hours", 48)),
+        baseline_skips_promotions=bool(raw.get("baseline_skips_promotions", True)),
         promotions=load_promotions(promotions),
         labels={k: dict(v or {}) for k, v in (raw.get("labels") or {}).items()},
     )
@@ -290,7 +292,10 @@ def assess_trend(key: SeriesKey, counts: Sequence[int], totals: Sequence[int], t
     promo = [bool(x) for x in excluded][-th.history_hours:] if excluded is not None else [False] * len(counts)
     if len(counts) != len(totals) or len(counts) <= longest:
         return None
-    base_counts, base_totals = _clean_baseline(counts[:-longest], totals[:-longest], promo[:-longest], th)
+    if th.baseline_skips_promotions:
+        base_counts, base_totals = _clean_baseline(counts[:-longest], totals[:-longest], promo[:-longest], th)
+    else:
+        base_counts, base_totals = counts[:-longest], totals[:-longest]
     baseline_total = sum(base_totals)
     if baseline_total <= 0:
         return None  # nothing learned yet: no share to compare with
