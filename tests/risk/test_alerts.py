@@ -44,13 +44,6 @@ def event(kind="return", reason="quality", text="电饭煲坏了", **kw):
 
 
 @pytest.fixture
-async def redis(redis_url):
-    client = async_redis(redis_url)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
 def store(redis):
     return AlertStore(redis, prefix=f"test:{uuid.uuid4().hex}:")
 

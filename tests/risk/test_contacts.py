@@ -6,15 +6,7 @@ import uuid
 
 import pytest
 
-from bot.redis_url import async_redis
 from bot.risk.contacts import MAX_CONVERSATIONS, ContactBook, channel_of
-
-
-@pytest.fixture
-async def redis(redis_url):
-    client = async_redis(redis_url)
-    yield client
-    await client.close()
 
 
 @pytest.fixture

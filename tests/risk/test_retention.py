@@ -11,7 +11,6 @@ import uuid
 
 import pytest
 
-from bot.redis_url import async_redis
 from bot.risk.alerts import AlertStore
 from bot.risk.detector import Finding, load_thresholds
 from bot.risk.events import new_event, pseudonym
@@ -21,13 +20,6 @@ from bot.risk.worker import RiskWorker
 
 TH = load_thresholds()
 DAY = 86400
-
-
-@pytest.fixture
-async def redis(redis_url):
-    client = async_redis(redis_url)
-    yield client
-    await client.close()
 
 
 @pytest.fixture

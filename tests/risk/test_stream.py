@@ -22,13 +22,6 @@ TH = load_thresholds()
 
 
 @pytest.fixture
-async def redis(redis_url):
-    client = async_redis(redis_url)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
 def prefix():
     return f"test:{uuid.uuid4().hex}:"
 

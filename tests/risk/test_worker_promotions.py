@@ -12,7 +12,6 @@ import uuid
 
 import pytest
 
-from bot.redis_url import async_redis
 from bot.risk.alerts import AlertStore
 from bot.risk.detector import SHANGHAI, Promotion, PromotionCalendar, load_thresholds
 from bot.risk.events import new_event
@@ -22,13 +21,6 @@ from bot.risk.worker import RiskWorker
 NOW = dt.datetime(2026, 12, 1, 15, 30, tzinfo=SHANGHAI).timestamp()
 CALENDAR = PromotionCalendar((Promotion("双11", dt.date(2026, 11, 20), dt.date(2026, 11, 24)),), (("return", 0),))
 SKU_KEY = "sku:SKU-60001|return:quality"
-
-
-@pytest.fixture
-async def redis(redis_url):
-    client = async_redis(redis_url)
-    yield client
-    await client.close()
 
 
 async def seed_history(worker: RiskWorker, th) -> None:
