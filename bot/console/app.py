@@ -736,6 +736,17 @@ async def api_canned(request: web.Request) -> web.Response:
     return web.json_response(console_texts()["canned"])
 
 
+async def wait_for_news(listener: Listener, reading: "asyncio.Task", timeout_s: float) -> None:
+    """A console WebSocket's pause: until its feed has news, the page sent something or closed
+    (`reading` ended), or timeout_s passed; then COALESCE_S more, so a burst of changes is sent once."""
+    woken = asyncio.create_task(listener.wake.wait())
+    try:
+        await asyncio.wait({woken, reading}, timeout=max(timeout_s, 0), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        woken.cancel()
+    await asyncio.sleep(COALESCE_S)
+
+
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     """Pushes the queue when a ticket changes (the feed), and the watched conversation: at once
     when its ticket changes, and when its transcript changes (re-read every poll interval). The
@@ -785,13 +796,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             if at >= next_poll:
                 next_poll = at + config.poll_interval_s
             wake_at = min(next_refresh, next_poll) if watched["id"] else next_refresh
-            woken = asyncio.create_task(listener.wake.wait())
-            try:
-                await asyncio.wait({woken, reading}, timeout=max(wake_at - loop.time(), 0),
-                                   return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                woken.cancel()
-            await asyncio.sleep(COALESCE_S)  # one snapshot for a burst of changes
+            await wait_for_news(listener, reading, wake_at - loop.time())
     except (ConnectionResetError, RasaApiError):
         pass
     finally:
@@ -1003,13 +1008,7 @@ async def risk_websocket(request: web.Request) -> web.WebSocketResponse:
                     break
                 await ws.send_json(await risk_snapshot(services))
                 next_refresh = loop.time() + config.refresh_interval_s
-            woken = asyncio.create_task(listener.wake.wait())
-            try:
-                await asyncio.wait({woken, reading}, timeout=max(next_refresh - loop.time(), 0),
-                                   return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                woken.cancel()
-            await asyncio.sleep(COALESCE_S)  # one list for a burst of changes
+            await wait_for_news(listener, reading, next_refresh - loop.time())
     except ConnectionResetError:
         pass
     except RedisError:  # the page reconnects and gets the list again
