@@ -1,15 +1,8 @@
 // 小保 agent console. Shopper text is only ever inserted with textContent, never as HTML.
 (function () {
   "use strict";
-  const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const page = document.currentScript.dataset.page;
-
-  function el(tag, text, className) {
-    const node = document.createElement(tag);
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    if (className) node.className = className;
-    return node;
-  }
+  const { el } = window.xiaobaoConsole;  // static/common.js
 
   // Chinese labels for the machine values the API sends, used when the server sent no label.
   const LABELS = {
@@ -31,21 +24,8 @@
     return "操作失败（" + status + "）";
   }
 
-  async function post(path, body) {
-    let response;
-    try {
-      response = await fetch(path, {
-        method: "POST", credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-        body: JSON.stringify(body || {}),
-      });
-    } catch (error) {
-      throw new Error("网络连接失败，请检查网络后重试");
-    }
-    const data = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error((typeof data.error === "string" && data.error) || failure(response.status));
-    return data;
-  }
+  function errorText(data, status) { return (typeof data.error === "string" && data.error) || failure(status); }
+  function post(path, body) { return window.xiaobaoConsole.post(path, body, errorText); }
 
   function minutes(seconds) { return Math.floor(Math.abs(seconds) / 60) + "分" + (Math.abs(seconds) % 60) + "秒"; }
 

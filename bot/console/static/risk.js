@@ -2,7 +2,7 @@
 // textContent, never as HTML. The server pushes the whole alert list over /ws/risk; the filters apply here.
 (function () {
   "use strict";
-  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const { el } = window.xiaobaoConsole;  // static/common.js
   const baseTitle = document.title;
   const LOUD = new Set(["urgent", "critical"]);  // a new one of these changes the tab title
   const RANK = { critical: 4, urgent: 3, high: 2, normal: 1 };
@@ -23,13 +23,6 @@
   let chart = null;
   let confirmArmed = null;
 
-  function el(tag, text, className) {
-    const node = document.createElement(tag);
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    if (className) node.className = className;
-    return node;
-  }
-
   // Errors in Chinese: the server's message (and its detail), else one chosen by the HTTP status.
   function failure(status) {
     if (status === 401) return "登录已失效，请重新登录";
@@ -44,21 +37,7 @@
     return typeof data.detail === "string" && data.detail ? message + "（" + data.detail + "）" : message;
   }
 
-  async function post(path, body) {
-    let response;
-    try {
-      response = await fetch(path, {
-        method: "POST", credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-        body: JSON.stringify(body || {}),
-      });
-    } catch (error) {
-      throw new Error("网络连接失败，请检查网络后重试");
-    }
-    const data = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(errorText(data, response.status));
-    return data;
-  }
+  function post(path, body) { return window.xiaobaoConsole.post(path, body, errorText); }
 
   function when(iso) { return iso ? String(iso).slice(5, 16).replace("T", " ") : "—"; }
   function number(x, digits) { return typeof x === "number" ? x.toFixed(digits) : "—"; }
