@@ -5,6 +5,7 @@ Usage: python -m bot.model train | path | test-stories
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import subprocess
@@ -65,6 +66,17 @@ def ensure_trained(settings: Settings) -> Path:
         print(f"model up to date: {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}")
         return target
     settings.models_dir.mkdir(parents=True, exist_ok=True)
+    # One training at a time: a second process (another test session, `make run`) waits for the
+    # first and then uses its model instead of training the same one again on the same cores.
+    with open(settings.models_dir / ".train.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        target = model_path(settings)
+        if target.exists():
+            return target
+        return _train(settings, target)
+
+
+def _train(settings: Settings, target: Path) -> Path:
     print(f"training model {target.name} (data, config or domain changed) ...", flush=True)
     subprocess.run(
         rasa_command(
