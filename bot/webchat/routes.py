@@ -20,7 +20,10 @@ from typing import Any, Dict, List
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from bot.risk.stream import stream_key
+from bot.transcript import turns
 from bot.webchat.conversation_ids import session_secret, verify_session, web_conversation
+from bot.webchat.home import HomeMenu, entry_titles
 from bot.identity import sign_customer_token
 from bot.limits import record_upload
 from bot.webchat.uploads import UploadQuota, quota_message, sweeper
@@ -52,16 +55,10 @@ def cors_headers(request: web.Request, settings) -> Dict[str, str]:
 
 
 def history_from_tracker(tracker: Dict[str, Any]) -> List[Dict[str, Any]]:
-    messages = []
-    for event in tracker.get("events", []):
-        if event.get("event") == "user" and not (event.get("text") or "").startswith("/"):
-            messages.append({"from": "user", "text": event.get("text") or ""})
-        elif event.get("event") == "bot":
-            data = event.get("data") or {}
-            messages.append({"from": "agent" if (event.get("metadata") or {}).get("sent_by") == "agent" else "bot",
-                             "text": event.get("text") or "", "buttons": data.get("buttons") or [],
-                             "custom": data.get("custom")})
-    return messages
+    """The widget's history: bot.transcript's readable turns (taps as the tapped button's title,
+    photos, offered buttons, custom payloads, times), without the bot's internal notes."""
+    return [turn for turn in turns(tracker.get("events", []), entry_titles()) if turn["text"] or turn["photos"]
+            or turn["buttons"] or turn["custom"]]
 
 
 class DemoRefused(RuntimeError):
@@ -69,6 +66,7 @@ class DemoRefused(RuntimeError):
 
 
 def setup_webchat(app: web.Application, services_key, config_key) -> None:
+    menus: List[HomeMenu] = []
     reason = app[config_key].settings.demo_refused  # the config is set before the routes
     if reason:
         raise DemoRefused(reason)
@@ -96,6 +94,18 @@ def setup_webchat(app: web.Application, services_key, config_key) -> None:
         tracker = await request.app[services_key].rasa.tracker(web_conversation(session))
         return web.json_response({"messages": history_from_tracker(tracker)},
                                  headers=cors_headers(request, request.app[config_key].settings))
+
+    async def home(request: web.Request) -> web.Response:
+        # 「猜你想问」 and the rights topics of the welcome menu; public, the same for every shopper.
+        if not menus:  # the Redis client exists once the app has started
+            menus.append(HomeMenu(request.app[services_key].redis, stream_key(request.app[config_key].risk_prefix)))
+        menu = menus[0]
+        try:
+            body = await menu.body()
+        except (RedisError, OSError) as error:
+            logger.warning("chat home without counts (%s)", error)
+            body = HomeMenu.fallback()
+        return web.json_response(body, headers=cors_headers(request, request.app[config_key].settings))
 
     async def upload(request: web.Request) -> web.Response:
         if (request.content_length or 0) > MAX_UPLOAD_BYTES + 4096:
@@ -151,6 +161,6 @@ def setup_webchat(app: web.Application, services_key, config_key) -> None:
 
     app.cleanup_ctx.append(sweeper(lambda app: app[config_key].settings))  # uploads past their retention
     app.add_routes([
-        web.get("/shop", shop), web.get("/chat/history", history), web.post("/chat/upload", upload),
+        web.get("/shop", shop), web.get("/chat/history", history), web.get("/chat/home", home), web.post("/chat/upload", upload),
         web.get("/uploads/{name}", uploaded), web.static("/widget", HERE / "static"),
     ])

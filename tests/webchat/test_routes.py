@@ -51,14 +51,21 @@ async def test_history_lists_the_conversation_for_its_signed_session_only(web):
     client, rasa = web
     token = sign_session("a" * 32, "shop-secret")  # what the socket.io channel issues (same secret)
     rasa.events["web:" + "a" * 32] = [
-        {"event": "user", "text": "你好"},
+        {"event": "user", "text": "你好", "timestamp": 1.0},
         {"event": "bot", "text": "您好", "data": {"buttons": [{"title": "好", "payload": "/affirm"}]}},
         {"event": "user", "text": "/affirm"},
+        {"event": "user", "text": "", "metadata": {"attachments": ["http://shop/uploads/a.png"]}},
         {"event": "bot", "text": "👩‍💼 人工客服alice：您好", "metadata": {"sent_by": "agent"}},
+        {"event": "bot", "text": "请选择", "data": {"custom": {"type": "handoff_status", "state": "queued"}}},
     ]
     history = await (await client.get("/chat/history?session_id=" + token)).json()
-    assert [(m["from"], m["text"]) for m in history["messages"]] == [
-        ("user", "你好"), ("bot", "您好"), ("agent", "👩‍💼 人工客服alice：您好")]
+    # A tap reads as the title of the tapped button, never its payload; photos and custom payloads stay.
+    assert [(m["from"], m["text"], m["tap"]) for m in history["messages"]] == [
+        ("user", "你好", False), ("bot", "您好", False), ("user", "好", True), ("user", "", False),
+        ("agent", "👩‍💼 人工客服alice：您好", False), ("bot", "请选择", False)]
+    assert history["messages"][0]["at"] == 1.0 and history["messages"][1]["buttons"][0]["payload"] == "/affirm"
+    assert history["messages"][3]["photos"] == ["http://shop/uploads/a.png"]
+    assert history["messages"][5]["custom"]["state"] == "queued"
     assert (await client.get("/chat/history?session_id=../../x")).status == 400
     assert (await client.get("/chat/history?session_id=" + "a" * 32)).status == 400  # the id without its signature
 
