@@ -81,9 +81,14 @@ class RasaApi:
         await self._call("POST", self._conversation(sender_id) + "/tracker/events", params=params,
                          json=events)
 
-    async def send_bot_message(self, sender_id: str, text: str, metadata: Optional[Dict[str, Any]] = None) -> None:
-        await self.append_events(sender_id, [{"event": "bot", "text": text, "timestamp": time.time(),
-                                              "metadata": metadata or {}}])
+    async def send_bot_message(self, sender_id: str, text: str, metadata: Optional[Dict[str, Any]] = None,
+                               custom: Optional[Dict[str, Any]] = None) -> None:
+        """A bot message delivered to the shopper's channel; with `custom`, also that custom payload
+        (a socket.io `bot_uttered` {"custom": ...} after the text)."""
+        event: Dict[str, Any] = {"event": "bot", "text": text, "timestamp": time.time(), "metadata": metadata or {}}
+        if custom is not None:
+            event["data"] = {"custom": custom}
+        await self.append_events(sender_id, [event])
 
     async def pause(self, sender_id: str) -> None:
         await self.append_events(sender_id, [{"event": "pause", "timestamp": time.time()}], deliver=False)

@@ -193,3 +193,36 @@ class AgentStore:
 
     async def login_succeeded(self, name: str, ip: str) -> None:
         await self._redis.eval(_REFUND, 3, *self._throttle_keys(name, ip))
+
+
+# An agent is online while a console page of theirs holds its WebSocket open. Each socket keeps
+# a field (its id -> when it lapses) in the agent's hash, whose TTL the socket refreshes; a
+# closed socket removes its field, and a crashed process's fields lapse on their own.
+ONLINE_TTL_S = 45
+
+
+class Presence:
+    """Which agents have a console open (the transfer list shows only these)."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str = PREFIX, ttl_s: int = ONLINE_TTL_S) -> None:
+        self._redis, self._prefix, self._ttl = client, prefix, ttl_s
+
+    def _key(self, name: str) -> str:
+        return f"{self._prefix}online:{name}"
+
+    async def seen(self, name: str, socket_id: str, at: float) -> None:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(self._key(name), socket_id, repr(at + self._ttl))
+        pipe.expire(self._key(name), self._ttl)
+        await pipe.execute()
+
+    async def gone(self, name: str, socket_id: str) -> None:
+        await self._redis.hdel(self._key(name), socket_id)
+
+    async def online(self, names: list, at: float) -> set:
+        """Those of `names` with a socket that has not lapsed at `at` (unix time)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for name in names:
+            pipe.hvals(self._key(name))
+        lapses = await pipe.execute()
+        return {name for name, values in zip(names, lapses) if any(float(v) > at for v in values)}

@@ -33,14 +33,16 @@ from aiohttp import WSMsgType, web
 from aiohttp_session import AbstractStorage, Session, get_session, new_session, setup as setup_session
 from redis.exceptions import RedisError
 
-from bot.console.agents import AgentStore
+from bot.console.agents import AgentStore, Presence
 from bot.console.regulators import order_labels, setup_regulators
+from bot.console.shoppers import PRESENCE_CHANNEL, JsonEmitter, shopper_presence
 from bot.handoff.tickets import CLAIMED, Ticket, TicketError, TicketStore, now
 from bot.handoff.triggers import handoff_texts
 from bot.knowledge.kb import load_entries
-from bot.orders.client import OrderSystem, OrderSystemError
+from bot.orders.client import NewReturn, OrderSystem, OrderSystemError
+from bot.orders.eligibility import assess, condition_checks
 from bot.orders.factory import order_system_for
-from bot.orders.models import to_dict
+from bot.orders.models import SHANGHAI, Order, ReturnReason, to_dict
 from bot.paths import KNOWLEDGE_DIR
 from bot.rasa_api import RasaApi, RasaApiError
 from bot.redis_url import async_redis
@@ -49,6 +51,7 @@ from bot.risk.detector import load_thresholds
 from bot.risk.warnings import ShopperWarnings, shopper_warnings_for
 from bot.risk.worker import RiskWorker, consumer_name
 from bot.settings import Settings
+from bot.transcript import turns
 from bot.webchat.routes import PUBLIC_PREFIXES, setup_webchat
 
 logger = logging.getLogger(__name__)
@@ -117,8 +120,8 @@ class TicketFeed:
 
     PING_S = 30.0  # an idle subscription is checked this often (a dead one is resubscribed)
 
-    def __init__(self, redis: aioredis.Redis, channel: str) -> None:
-        self.redis, self.channel = redis, channel
+    def __init__(self, redis: aioredis.Redis, channel: str, key: str = "id") -> None:
+        self.redis, self.channel, self.key = redis, channel, key  # key: the field naming what changed
         self.listeners: set = set()
 
     def listen(self) -> Listener:
@@ -149,7 +152,7 @@ class TicketFeed:
                     if message is None or message.get("type") != "message":
                         continue
                     try:
-                        ticket_id = json.loads(message["data"])["id"]
+                        ticket_id = json.loads(message["data"])[self.key]
                     except (ValueError, KeyError, TypeError):
                         ticket_id = None
                     self._publish(ticket_id)
@@ -176,6 +179,9 @@ class Services:
     alerts: AlertStore
     risk_feed: TicketFeed  # the alerts' changes, for /ws/risk
     warnings: ShopperWarnings  # 主动告知 when a safety alert is confirmed
+    presence: Presence  # which agents have a console open
+    shopper_feed: TicketFeed  # shoppers' online/typing changes (contract B), by conversation id
+    emitter: JsonEmitter  # events to a shopper's web chat (agent_typing)
 
 
 SESSION_MAX_AGE_S = 8 * 3600
@@ -254,6 +260,7 @@ SESSION_STORAGE = web.AppKey("session_storage", ServerSessionStorage)
 @lru_cache(maxsize=1)
 def console_texts() -> Dict[str, Any]:
     texts = dict(handoff_texts())
+    texts.update(yaml.safe_load((KNOWLEDGE_DIR / "console_messages.yml").read_text(encoding="utf-8")))
     texts["canned"] = yaml.safe_load((KNOWLEDGE_DIR / "canned_replies.yml").read_text(encoding="utf-8"))["replies"]
     return texts
 
@@ -308,7 +315,7 @@ def photo_file(settings: Settings, reference: Any) -> Optional[Path]:
     found = PHOTO_FILE.search(reference.removeprefix("photo:").split("?", 1)[0])
     if found is None:
         return None
-    path = settings.var_dir / "uploads" / found.group(1)
+    path = settings.uploads_dir / found.group(1)
     return path if path.is_file() else None
 
 
@@ -367,21 +374,63 @@ def thumbnail(path: Path) -> Optional[bytes]:
         return None
 
 
-def transcript_from_tracker(tracker: Dict[str, Any]) -> List[Dict[str, Any]]:
-    turns = []
-    for event in tracker.get("events", []):
-        if event.get("event") == "user":
-            turns.append({"from": "user", "text": event.get("text") or "", "at": event.get("timestamp")})
-        elif event.get("event") == "bot":
-            metadata = event.get("metadata") or {}
-            custom = (event.get("data") or {}).get("custom") or {}
-            turns.append({
-                "from": "agent" if metadata.get("sent_by") == "agent" else "bot",
-                "agent": metadata.get("agent"), "agent_name": metadata.get("agent_name") or metadata.get("agent"),
-                "text": event.get("text") or "", "at": event.get("timestamp"),
-                "citations": [citation_line(c) for c in custom.get("citations", [])],
-            })
-    return turns
+HANDOFF_STATE_LINES = {"queued": "排队中（第{position}位，预计约{eta_min}分钟）", "claimed": "客服「{agent_name}」已接入",
+                       "ended": "人工服务已结束"}
+
+
+def custom_line(custom: Optional[Dict[str, Any]]) -> Optional[str]:
+    """A custom payload (contract A) as one readable line for agents; None when the turn's text
+    and citations already say it all."""
+    if not isinstance(custom, dict):
+        return None
+    kind = custom.get("type")
+    if kind == "order_cards":
+        cards = []
+        for order in [o for o in custom.get("orders") or [] if isinstance(o, dict)][:10]:
+            names = "、".join(str(i.get("name")) for i in order.get("items") or [] if isinstance(i, dict))
+            total = order.get("total")
+            cards.append(f"订单 {order.get('order_id')}（{order.get('status_label') or order.get('status') or '—'}"
+                         f"{'，' + names if names else ''}{f'，¥{total:g}' if isinstance(total, (int, float)) else ''}）")
+        return "展示了订单卡片：" + ("；".join(cards) or "无")
+    if kind == "handoff_status":
+        template = HANDOFF_STATE_LINES.get(str(custom.get("state")))
+        if template is None:
+            return None
+        values = {k: custom.get(k, "?") for k in ("position", "eta_min", "agent_name")}
+        return "人工服务状态：" + template.format(**values)
+    if kind == "survey":
+        return "请顾客评价本次服务（问题是否解决、1–5分、留言）"
+    if kind == "return_request":
+        label = (order_labels().get("return_kind") or {}).get(custom.get("kind"), custom.get("kind"))
+        return f"售后申请 {custom.get('return_id')}（订单 {custom.get('order_id')}，{label}）"
+    return None
+
+
+def photo_link(ticket_id: str, index: int) -> Dict[str, Any]:
+    """A transcript photo as the console serves it: by ticket and its place among the
+    conversation's photos (see api_chat_photo), never by the reference the shopper sent."""
+    url = f"/api/tickets/{quote(ticket_id, safe='')}/chat-photos/{index}"
+    return {"index": index, "url": url, "thumbnail": url + "?thumbnail=1"}
+
+
+def conversation_photos(tracker: Dict[str, Any]) -> List[str]:
+    """The photo references of a conversation, in the order the transcript numbers them."""
+    return [photo for turn in turns(tracker.get("events", [])) for photo in turn["photos"]]
+
+
+def transcript_from_tracker(tracker: Dict[str, Any], ticket_id: Optional[str] = None) -> List[Dict[str, Any]]:
+    """The conversation as agents read it (bot.transcript.turns): taps as the titles tapped, the
+    options the bot offered, custom payloads as a line, citations as 《法》第N条, and photos as
+    console links when `ticket_id` is given (else only counted)."""
+    result, photo_index = [], 0
+    for turn in turns(tracker.get("events", []), kb_titles()):
+        photos = []
+        for _ in turn["photos"]:
+            photos.append(photo_link(ticket_id, photo_index) if ticket_id else {"index": photo_index})
+            photo_index += 1
+        result.append({**turn, "photos": photos, "custom_line": custom_line(turn["custom"]),
+                       "citations": [citation_line(c) for c in turn["citations"] if isinstance(c, dict)]})
+    return result
 
 
 async def current_agent(request: web.Request) -> Optional[str]:
@@ -585,11 +634,15 @@ async def ticket_page(request: web.Request) -> web.Response:
     ticket = await request.app[SERVICES].tickets.get(request.match_info["ticket_id"])
     if ticket is None:
         raise web.HTTPNotFound(text=NOT_FOUND_PAGE, content_type="text/html")
-    context = await page_context(request)
-    colleagues = [(login, name) for login, name in (await request.app[SERVICES].agents.display_names()).items()
-                  if login != context["agent"]]
-    return render(request, "ticket.html", **context, ticket=ticket, canned=console_texts()["canned"],
-                  colleagues=colleagues)
+    return render(request, "ticket.html", **await page_context(request), ticket=ticket,
+                  canned=console_texts()["canned"], reasons=return_reasons())
+
+
+@lru_cache(maxsize=1)
+def return_reasons() -> Dict[str, str]:
+    """Return reasons and their Chinese names (knowledge/return_rules.yml), for the agent's return form."""
+    rules = yaml.safe_load((KNOWLEDGE_DIR / "return_rules.yml").read_text(encoding="utf-8"))
+    return dict(rules["reason_labels"])
 
 
 # -- API ------------------------------------------------------------------------------------
@@ -609,7 +662,7 @@ async def api_queue(request: web.Request) -> web.Response:
 
 
 async def conversation(services: Services, ticket: Ticket, settings: Settings) -> Dict[str, Any]:
-    transcript = transcript_from_tracker(await services.rasa.tracker(ticket.sender_id))
+    transcript = transcript_from_tracker(await services.rasa.tracker(ticket.sender_id), ticket.id)
     orders, returns = [], []
     if ticket.customer:
         try:
@@ -617,9 +670,12 @@ async def conversation(services: Services, ticket: Ticket, settings: Settings) -
             returns = [return_view(to_dict(r)) for r in await services.orders.returns_of(ticket.customer)]
         except OrderSystemError:
             logger.warning("order system unavailable for ticket %s", ticket.id)
-    return {"type": "conversation", "ticket": ticket_view(ticket, displays=await services.agents.display_names()),
-            "evidence": evidence_view(ticket, settings),
-            "transcript": transcript, "orders": orders, "returns": returns}
+    displays = await services.agents.display_names()
+    refunds = [{**r, "agent_name": displays.get(str(r.get("agent")), r.get("agent"))}
+               for r in await refunds_of(services.redis, ticket.id)]
+    return {"type": "conversation", "ticket": ticket_view(ticket, displays=displays),
+            "evidence": evidence_view(ticket, settings), "transcript": transcript, "orders": orders,
+            "returns": returns, "refunds": refunds}
 
 
 async def load_ticket(request: web.Request) -> Ticket:
@@ -635,15 +691,8 @@ async def api_ticket(request: web.Request) -> web.Response:
                                                 request.app[CONFIG].settings))
 
 
-async def api_photo(request: web.Request) -> web.StreamResponse:
-    """One photo of a ticket's evidence pack (a thumbnail with ?thumbnail=1), for logged-in agents.
-    Photos are addressed by their place in the pack, never by a path the request names."""
-    ticket = await load_ticket(request)
-    index = request.match_info["index"]
-    photos = (ticket.evidence or {}).get("photos") or []
-    if not index.isdigit() or int(index) >= len(photos):
-        raise web.HTTPNotFound(text="没有这张照片")
-    path = photo_file(request.app[CONFIG].settings, photos[int(index)])
+async def photo_response(request: web.Request, path: Optional[Path]) -> web.StreamResponse:
+    """A stored upload for a logged-in agent (a thumbnail with ?thumbnail=1)."""
     if path is None:
         raise web.HTTPNotFound(text="这张照片没有保存在本机")
     headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff",
@@ -653,6 +702,30 @@ async def api_photo(request: web.Request) -> web.StreamResponse:
         if small is not None:
             return web.Response(body=small, content_type="image/jpeg", headers=headers)
     return web.FileResponse(path, headers={**headers, "Content-Type": PHOTO_TYPES[path.suffix.lstrip(".")]})
+
+
+async def api_photo(request: web.Request) -> web.StreamResponse:
+    """One photo of a ticket's evidence pack (a thumbnail with ?thumbnail=1), for logged-in agents.
+    Photos are addressed by their place in the pack, never by a path the request names."""
+    ticket = await load_ticket(request)
+    index = request.match_info["index"]
+    photos = (ticket.evidence or {}).get("photos") or []
+    if not index.isdigit() or int(index) >= len(photos):
+        raise web.HTTPNotFound(text="没有这张照片")
+    return await photo_response(request, photo_file(request.app[CONFIG].settings, photos[int(index)]))
+
+
+async def api_chat_photo(request: web.Request) -> web.StreamResponse:
+    """One photo the shopper sent in the ticket's conversation, by its place among that
+    conversation's photos (as the transcript numbers them). Only uploads of ours are served."""
+    ticket = await load_ticket(request)
+    index = request.match_info["index"]
+    if not index.isdigit() or len(index) > 4:
+        raise web.HTTPNotFound(text="没有这张照片")
+    photos = conversation_photos(await request.app[SERVICES].rasa.tracker(ticket.sender_id))
+    if int(index) >= len(photos):
+        raise web.HTTPNotFound(text="没有这张照片")
+    return await photo_response(request, photo_file(request.app[CONFIG].settings, photos[int(index)]))
 
 
 async def api_claim(request: web.Request) -> web.Response:
@@ -666,7 +739,17 @@ async def api_claim(request: web.Request) -> web.Response:
             return json_error(409, "该会话已解决，无需接入")
         return json_error(409, "该会话已被其他客服接入")
     await services.rasa.pause(ticket.sender_id)  # the bot may have resumed after an SLA notice
+    await tell_claimed(services, ticket, agent)
     return web.json_response({"ok": True})
+
+
+async def tell_claimed(services: Services, ticket: Ticket, agent: str) -> None:
+    """The shopper learns who took the conversation (contract A: handoff_status claimed)."""
+    name = await services.agents.display_name(agent)
+    await services.rasa.send_bot_message(
+        ticket.sender_id, console_texts()["claimed"].format(agent=name),
+        metadata={"sent_by": "system", "ticket": ticket.id, "agent": agent, "agent_name": name},
+        custom={"type": "handoff_status", "state": "claimed", "ticket_id": ticket.id, "agent_name": name})
 
 
 async def owned(request: web.Request) -> Ticket:
@@ -706,21 +789,198 @@ async def api_release(request: web.Request) -> web.Response:
 
 
 async def api_transfer(request: web.Request) -> web.Response:
+    """To a colleague whose console is open (agents.Presence); the shopper is told who took over."""
     ticket, services = await owned(request), request.app[SERVICES]
     to_agent = str((await json_body(request)).get("to", "")).strip()
-    if to_agent not in await services.agents.names():
-        return json_error(400, "没有这位客服，请从列表中选择")
-    await services.tickets.transfer(ticket.id, await current_agent(request), to_agent)
+    agent = await current_agent(request)
+    if to_agent not in await services.agents.names() or to_agent == agent:
+        return json_error(400, "没有这位客服，请从在线客服列表中选择")
+    if to_agent not in await services.presence.online([to_agent], time.time()):
+        return json_error(400, "这位客服当前不在线，无法转交，请从在线客服列表中选择")
+    await services.tickets.transfer(ticket.id, agent, to_agent)
+    await tell_claimed(services, ticket, to_agent)
     return web.json_response({"ok": True})
 
 
 async def api_resolve(request: web.Request) -> web.Response:
-    """Resolve and hand back: the bot resumes, closes, and asks for a rating."""
+    """Resolve and hand back: the bot resumes, and the shopper is told the handoff ended and
+    asked for the survey (contract A: handoff_status ended, then survey). The old rating
+    buttons (the handed_back intent) are no longer triggered: one request for a rating."""
     ticket, services = await owned(request), request.app[SERVICES]
     await services.tickets.resolve(ticket.id, await current_agent(request))
     await services.rasa.resume(ticket.sender_id)
-    await services.rasa.trigger_intent(ticket.sender_id, "handed_back")
+    texts = console_texts()
+    await services.rasa.send_bot_message(
+        ticket.sender_id, texts["ended"], metadata={"sent_by": "system", "ticket": ticket.id},
+        custom={"type": "handoff_status", "state": "ended", "ticket_id": ticket.id})
+    await services.rasa.send_bot_message(
+        ticket.sender_id, texts["survey"], metadata={"sent_by": "system", "ticket": ticket.id},
+        custom={"type": "survey", "ticket_id": ticket.id})
     return web.json_response({"ok": True})
+
+
+async def api_online_agents(request: web.Request) -> web.Response:
+    """Colleagues with a console open: whom a ticket can be transferred to."""
+    services, agent = request.app[SERVICES], await current_agent(request)
+    displays = await services.agents.display_names()
+    online = await services.presence.online([n for n in displays if n != agent], time.time())
+    return web.json_response({"agents": [{"login": n, "name": displays[n]} for n in sorted(online)]})
+
+
+async def api_agent_typing(request: web.Request) -> web.Response:
+    """The agent is typing (or stopped): the shopper's web chat shows it (contract B,
+    agent_typing). The page throttles; only the ticket's agent may."""
+    ticket, services = await owned(request), request.app[SERVICES]
+    typing = (await json_body(request)).get("typing") is True
+    name = await services.agents.display_name(await current_agent(request))
+    await services.emitter.to_shopper(ticket.sender_id, "agent_typing", {"typing": typing, "agent_name": name})
+    return web.json_response({"ok": True})
+
+
+# -- order actions: a return opened for the shopper, a refund noted -------------------------------
+RETURN_KINDS = {"return": "退货", "exchange": "换货", "refund_only": "仅退款"}
+REFUND_MAX = 100000
+REFUND_NOTE_CHARS = 200
+REFUNDS_KEY = "xb:console:refunds:{}"
+
+
+def order_kind(wanted: str, decided: Optional[str]) -> Optional[str]:
+    """The order system's kind for what the agent chose, given what the rules allow
+    (bot.orders.eligibility); None when the rules do not allow that choice."""
+    if decided in ("cancel", "intercept"):  # not delivered yet: cancelling or intercepting refunds
+        return decided
+    if wanted == "return":
+        return decided if decided == "return" else None
+    if wanted == "exchange":
+        return "redeliver" if decided == "redeliver" else "exchange_or_repair"
+    return None  # 仅退款 of delivered goods is not a kind the order system has
+
+
+def refused_text(wanted: str, order: Order, decisions: list) -> str:
+    reasons = [d.explanation for d in decisions if not d.allowed]
+    if reasons:
+        return "不能提交：" + " ".join(reasons)
+    if wanted == "refund_only":
+        return "已签收的商品不能仅退款，请选择退货或换货（顾客寄回后退款）"
+    return f"该订单现在不能{RETURN_KINDS[wanted]}：" + " ".join(d.explanation for d in decisions)
+
+
+async def api_open_return(request: web.Request) -> web.Response:
+    """Opens a return for the ticket's shopper, on one of their orders, under the same rules the
+    bot applies (bot.orders.eligibility.assess); the result is noted on the ticket."""
+    ticket, services = await owned(request), request.app[SERVICES]
+    body = await json_body(request)
+    wanted, reason = str(body.get("kind", "")), str(body.get("reason", ""))
+    if wanted not in RETURN_KINDS:
+        raise bad_request("请选择售后类型（退货、换货或仅退款）")
+    if reason not in ReturnReason.ALL:
+        raise bad_request("请选择售后原因")
+    order = await services.orders.order(str(body.get("order_id", ""))) if ticket.customer else None
+    if order is None or order.customer_id != ticket.customer:
+        return json_error(404, "找不到该顾客的这个订单")
+    item_ids = body.get("item_ids")
+    if not isinstance(item_ids, list) or not item_ids or any(order.item(str(i)) is None for i in item_ids):
+        raise bad_request("请选择这个订单里要售后的商品")
+    item_ids = list(dict.fromkeys(str(i) for i in item_ids))
+    today = dt.datetime.now(SHANGHAI).date()
+    decisions = []
+    for item_id in item_ids:
+        item = order.item(item_id)
+        # 完好 as the agent confirmed with the shopper (the bot asks the same questions).
+        condition = {key: True for key in condition_checks(item)} if body.get("intact") is True else {}
+        decisions.append(assess(order, item, reason, today, condition))
+    kinds = {order_kind(wanted, d.kind) for d in decisions if d.allowed}
+    if not all(d.allowed for d in decisions) or None in kinds or len(kinds) != 1:
+        return web.json_response({"ok": False, "error": refused_text(wanted, order, decisions)}, status=409)
+    request_ = NewReturn(order_id=order.order_id, customer_id=order.customer_id, item_ids=tuple(item_ids),
+                         reason=reason, kind=kinds.pop(), description="客服代顾客提交")
+    created_return, created = await services.orders.create_return(request_)
+    view = return_view(to_dict(created_return))
+    agent = await current_agent(request)
+    names = "、".join(order.item(i).name for i in item_ids)
+    await services.tickets.add_note(ticket.id, agent, f"为顾客{'提交' if created else '查到已有'}售后申请 "
+                                    f"{created_return.return_id}：订单 {order.order_id} · {names} · {view['kind_label']}")
+    message = (f"已提交售后申请 {created_return.return_id}（{view['kind_label']}）" if created
+               else f"这些商品已有售后申请 {created_return.return_id}（{view['kind_label']}），未重复提交")
+    return web.json_response({"ok": True, "created": created, "return": view, "message": message,
+                              "explanation": decisions[0].explanation})
+
+
+async def refunds_of(redis: aioredis.Redis, ticket_id: str) -> List[Dict[str, Any]]:
+    return [json.loads(r) for r in await redis.lrange(REFUNDS_KEY.format(ticket_id), 0, 99)]
+
+
+async def api_note_refund(request: web.Request) -> web.Response:
+    """Notes a refund the agent made (amount and a note) on the ticket: kept with it and shown
+    beside the transcript, and written into the ticket's internal notes."""
+    ticket, services = await owned(request), request.app[SERVICES]
+    body = await json_body(request)
+    try:
+        amount = round(float(str(body.get("amount", "")).strip()), 2)
+    except ValueError:
+        raise bad_request("请填写退款金额（元）")
+    if not 0 < amount <= REFUND_MAX:
+        raise bad_request(f"退款金额需要大于0且不超过{REFUND_MAX}元")
+    note = str(body.get("note", "") if isinstance(body.get("note", ""), str) else "").strip()
+    if len(note) > REFUND_NOTE_CHARS:
+        raise bad_request(f"说明最多{REFUND_NOTE_CHARS}个字")
+    agent = await current_agent(request)
+    entry = {"amount": amount, "note": note, "agent": agent, "at": now().isoformat()}
+    await services.redis.rpush(REFUNDS_KEY.format(ticket.id), json.dumps(entry, ensure_ascii=False))
+    await services.tickets.add_note(ticket.id, agent, f"记录退款 ¥{amount:.2f}" + (f"：{note}" if note else ""))
+    return web.json_response({"ok": True, "refund": entry})
+
+
+# -- search -------------------------------------------------------------------------------------
+SEARCH_CHARS = 64
+SEARCH_RESULTS = 50
+
+
+async def search(services: Services, query: str) -> Dict[str, Any]:
+    """Tickets (open and resolved) whose id, customer, order id or summary contain the query,
+    newest first; and the customer it names (a customer id, or an order's owner) with their
+    tickets and orders."""
+    needle = query.strip().lower()
+    if not needle:
+        return {"query": query, "tickets": [], "customers": []}
+    at, displays = now(), await services.agents.display_names()
+    tickets = await services.tickets.all_tickets()
+    found = [t for t in tickets if any(needle in (v or "").lower() for v in (t.id, t.customer, t.order_id, t.summary))]
+    found.sort(key=lambda t: t.created_at, reverse=True)
+    customers, orders_down = [], False
+    candidates = [query.strip()]
+    try:
+        order = await services.orders.order(query.strip())
+        if order is not None:
+            candidates.append(order.customer_id)
+        for customer in dict.fromkeys(candidates):
+            orders = await services.orders.orders_of(customer)
+            theirs = [t for t in tickets if t.customer == customer]
+            if orders or theirs:
+                customers.append({"customer_id": customer, "orders": [order_view(to_dict(o)) for o in orders],
+                                  "tickets": [ticket_view(t, at, displays) for t in
+                                              sorted(theirs, key=lambda t: t.created_at, reverse=True)]})
+    except OrderSystemError:
+        orders_down = True
+    return {"query": query, "tickets": [ticket_view(t, at, displays) for t in found[:SEARCH_RESULTS]],
+            "more": max(len(found) - SEARCH_RESULTS, 0), "customers": customers, "orders_unavailable": orders_down}
+
+
+def search_query(request: web.Request) -> str:
+    query = str(request.query.get("q", "")).strip()
+    if len(query) > SEARCH_CHARS:
+        raise bad_request(f"搜索内容最多{SEARCH_CHARS}个字")
+    return query
+
+
+async def api_search(request: web.Request) -> web.Response:
+    return web.json_response(await search(request.app[SERVICES], search_query(request)))
+
+
+async def search_page(request: web.Request) -> web.Response:
+    query = search_query(request)
+    results = await search(request.app[SERVICES], query) if query else None
+    return render(request, "search.html", **await page_context(request), query=query, results=results)
 
 
 async def count_conversations(redis: aioredis.Redis) -> int:
@@ -736,29 +996,38 @@ async def api_canned(request: web.Request) -> web.Response:
     return web.json_response(console_texts()["canned"])
 
 
-async def wait_for_news(listener: Listener, reading: "asyncio.Task", timeout_s: float) -> None:
-    """A console WebSocket's pause: until its feed has news, the page sent something or closed
-    (`reading` ended), or timeout_s passed; then COALESCE_S more, so a burst of changes is sent once."""
-    woken = asyncio.create_task(listener.wake.wait())
+async def wait_for_news(listener: Listener, reading: "asyncio.Task", timeout_s: float, *more: Listener) -> None:
+    """A console WebSocket's pause: until one of its feeds has news, the page sent something or
+    closed (`reading` ended), or timeout_s passed; then COALESCE_S more, so a burst of changes is
+    sent once."""
+    woken = [asyncio.create_task(each.wake.wait()) for each in (listener, *more)]
     try:
-        await asyncio.wait({woken, reading}, timeout=max(timeout_s, 0), return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({*woken, reading}, timeout=max(timeout_s, 0), return_when=asyncio.FIRST_COMPLETED)
     finally:
-        woken.cancel()
+        for task in woken:
+            task.cancel()
     await asyncio.sleep(COALESCE_S)
+
+
+PRESENCE_REFRESH_S = 15.0  # an open console renews its agent's online mark this often (TTL 45 s)
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     """Pushes the queue when a ticket changes (the feed), and the watched conversation: at once
     when its ticket changes, and when its transcript changes (re-read every poll interval). The
-    whole queue is also re-sent every refresh interval, in case a change was missed."""
+    whole queue is also re-sent every refresh interval, in case a change was missed. The
+    watched shopper's online and typing state is pushed when it changes (the Rasa process
+    publishes on xb:presence; the keys' TTLs are read every poll). While the socket is open its
+    agent counts as online (transfers go only to them)."""
     if not origin_allowed(request):  # a page of another site, riding on the agent's cookie
         return json_error(403, "不允许从其他网站连接")
     agent = await current_agent(request)
     services, config = request.app[SERVICES], request.app[CONFIG]
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
-    listener = services.feed.listen()
-    watched: Dict[str, Any] = {"id": None, "seen": None}
+    listener, shoppers = services.feed.listen(), services.shopper_feed.listen()
+    watched: Dict[str, Any] = {"id": None, "seen": None, "sender": None, "presence": None}
+    socket_id = secrets.token_hex(8)
 
     async def reader() -> None:
         async for message in ws:
@@ -767,41 +1036,59 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                     watched["id"] = json.loads(message.data).get("watch")
                 except (ValueError, AttributeError):
                     continue
-                watched["seen"] = None
+                watched["seen"] = watched["sender"] = watched["presence"] = None
                 listener.notify(watched["id"])
 
     async def send_conversation() -> None:
         ticket = await services.tickets.get(watched["id"])
         if ticket is None:
             return
+        watched["sender"] = ticket.sender_id
         view = await conversation(services, ticket, config.settings)
         digest = json.dumps([view["transcript"], view["ticket"]["status"], view["ticket"]["assignee"],
-                             view["ticket"]["notes"]], ensure_ascii=False)
+                             view["ticket"]["notes"], view["refunds"]], ensure_ascii=False)
         if digest != watched["seen"]:
             watched["seen"] = digest
             await ws.send_json(view)
 
+    async def send_presence() -> None:
+        state = await shopper_presence(services.redis, watched["sender"])
+        if state != watched["presence"]:
+            watched["presence"] = state
+            await ws.send_json({"type": "presence", "ticket": watched["id"], **state})
+
     loop = asyncio.get_running_loop()
     reading = asyncio.create_task(reader())
-    next_refresh = next_poll = loop.time()
+    next_refresh = next_poll = next_seen = loop.time()
     try:
         while not ws.closed and not reading.done():
             changed, everything = listener.take()
+            moved, _ = shoppers.take()
             at = loop.time()
+            if at >= next_seen:
+                await services.presence.seen(agent, socket_id, time.time())
+                next_seen = at + PRESENCE_REFRESH_S
             if changed or everything or at >= next_refresh:
                 await ws.send_json(await queue_snapshot(services, agent))
                 next_refresh = at + config.refresh_interval_s
             if watched["id"] and (everything or watched["id"] in changed or at >= next_poll):
                 await send_conversation()
+            if watched["sender"] and (watched["sender"] in moved or at >= next_poll):
+                await send_presence()
             if at >= next_poll:
                 next_poll = at + config.poll_interval_s
-            wake_at = min(next_refresh, next_poll) if watched["id"] else next_refresh
-            await wait_for_news(listener, reading, wake_at - loop.time())
+            wake_at = min(next_refresh, next_poll, next_seen) if watched["id"] else min(next_refresh, next_seen)
+            await wait_for_news(listener, reading, wake_at - loop.time(), shoppers)
     except (ConnectionResetError, RasaApiError):
         pass
     finally:
         reading.cancel()
         services.feed.forget(listener)
+        services.shopper_feed.forget(shoppers)
+        try:
+            await services.presence.gone(agent, socket_id)
+        except (RedisError, OSError):  # the mark lapses on its own
+            logger.warning("could not clear an agent's online mark", exc_info=True)
     return ws
 
 
@@ -1021,14 +1308,16 @@ async def risk_websocket(request: web.Request) -> web.WebSocketResponse:
 
 # -- background: SLA --------------------------------------------------------------------------
 async def notify_overdue(services: Services) -> int:
-    """One SLA pass: tells the shoppers nobody claimed in time, gives them the ticket number, and
-    lets the bot help. Every web-app replica runs it; the ticket's compare-and-set decides which
-    replica tells the shopper, so they are told once. Returns how many were told here."""
+    """One SLA pass: tells the shoppers nobody claimed in time their ticket number and real place
+    in the queue, asks for a number to call back (the bot stores it on the ticket), and lets the
+    bot help. Every web-app replica runs it; the ticket's compare-and-set decides which replica
+    tells the shopper, so they are told once. Returns how many were told here."""
     told = 0
     for ticket in await services.tickets.overdue():
         if await services.tickets.mark_sla_notified(ticket.id) is None:
             continue  # another replica told them, or an agent claimed the ticket meanwhile
-        text = console_texts()["sla_missed"].format(ticket_id=ticket.id)
+        position = await services.tickets.position(ticket.id) or 1
+        text = console_texts()["sla_missed"].format(ticket_id=ticket.id, position=position)
         try:
             await services.rasa.resume(ticket.sender_id)
             await services.rasa.send_bot_message(ticket.sender_id, text, metadata={"sent_by": "system"})
@@ -1090,15 +1379,17 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
     risk_feed = TicketFeed(redis, alerts.channel)
     rasa, orders = RasaApi(config.rasa_url, config.rasa_token), order_system_for(config.settings, redis)
     warnings = shopper_warnings_for(redis, orders, rasa, prefix=config.risk_prefix)  # WeChat from WECHAT_* if set
+    shopper_feed, emitter = TicketFeed(redis, PRESENCE_CHANNEL, key="conversation"), JsonEmitter(config.redis_url)
     app[SERVICES] = Services(redis, tickets, AgentStore(redis, throttle_prefix=config.login_throttle_prefix), rasa,
-                             orders, feed, alerts, risk_feed, warnings)
+                             orders, feed, alerts, risk_feed, warnings, Presence(redis), shopper_feed, emitter)
     try:
         await tickets.upgrade()  # tickets of the earlier layout: converted once, here
     except (RedisError, OSError):
         logger.warning("could not check the tickets' layout at start; they are converted when read")
     stopping = asyncio.Event()
     worker = asyncio.create_task(run_risk_worker(app, stopping))
-    tasks = [asyncio.create_task(feed.run()), asyncio.create_task(risk_feed.run()), asyncio.create_task(watch_sla(app))]
+    tasks = [asyncio.create_task(feed.run()), asyncio.create_task(risk_feed.run()),
+             asyncio.create_task(shopper_feed.run()), asyncio.create_task(watch_sla(app))]
     yield
     # The worker is asked to stop (it finishes the entry in hand within a blocking read's second)
     # rather than cancelled mid-command: redis-py 4.6 can hang or garble a connection whose
@@ -1111,6 +1402,7 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
     await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_S)
     await app[SERVICES].rasa.close()
+    await emitter.close()
     await warnings.close()  # the WeChat API client shopper_warnings_for made from WECHAT_*, if any
     try:
         await asyncio.wait_for(redis.aclose() if hasattr(redis, "aclose") else redis.close(), SHUTDOWN_WAIT_S)
@@ -1134,6 +1426,12 @@ def create_app(config: ConsoleConfig) -> web.Application:
         web.post("/api/tickets/{ticket_id}/claim", api_claim), web.post("/api/tickets/{ticket_id}/release", api_release),
         web.post("/api/tickets/{ticket_id}/transfer", api_transfer), web.post("/api/tickets/{ticket_id}/reply", api_reply),
         web.post("/api/tickets/{ticket_id}/note", api_note), web.post("/api/tickets/{ticket_id}/resolve", api_resolve),
+        web.get("/api/tickets/{ticket_id}/chat-photos/{index}", api_chat_photo),
+        web.post("/api/tickets/{ticket_id}/typing", api_agent_typing),
+        web.post("/api/tickets/{ticket_id}/returns", api_open_return),
+        web.post("/api/tickets/{ticket_id}/refunds", api_note_refund),
+        web.get("/api/agents/online", api_online_agents), web.get("/api/search", api_search),
+        web.get("/search", search_page),
         web.get("/ws", websocket), web.static("/static", HERE / "static"),
         web.get("/risk", risk_page), web.get("/api/risk/alerts", api_risk_alerts),
         web.get("/api/risk/alerts/{alert_id}", api_risk_alert),

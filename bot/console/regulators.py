@@ -182,11 +182,11 @@ def demand_of(ticket: Ticket) -> Optional[str]:
 
 
 def shopper_words(transcript: Sequence[Mapping[str, Any]], masked: bool) -> List[Dict[str, Any]]:
-    """What the shopper wrote, in their own words (button payloads such as `/affirm` left out)."""
+    """What the shopper wrote, in their own words (buttons tapped, and payloads such as `/affirm`, left out)."""
     words = []
     for turn in transcript:
         text = str(turn.get("text") or "").strip()
-        if turn.get("from") != "user" or not text or text.startswith("/"):
+        if turn.get("from") != "user" or not text or text.startswith("/") or turn.get("tap"):
             continue
         text = text[:TURN_CHARS]
         words.append({"at": _iso(turn.get("at")), "text": mask_personal_data(text) if masked else text})

@@ -124,17 +124,25 @@ async def test_claim_reply_and_hand_back(env):
     assert (await client.post(f"/api/tickets/{ticket.id}/claim", headers=headers)).status == 200
     reply = await client.post(f"/api/tickets/{ticket.id}/reply", json={"text": "您好，我来处理"}, headers=headers)
     assert reply.status == 200
-    pause, bot = rasa.events[ticket.sender_id]
+    pause, claimed, bot = rasa.events[ticket.sender_id]
     assert pause["event"] == "pause"
+    # Contract A: the shopper is told who took the conversation, by display name.
+    assert claimed["data"]["custom"] == {"type": "handoff_status", "state": "claimed", "ticket_id": ticket.id,
+                                         "agent_name": env["agents"][0]}
+    assert claimed["text"] == f"客服「{env['agents'][0]}」已接入，正在为您处理"
     assert bot["event"] == "bot" and bot["text"].endswith("您好，我来处理") and "人工客服" in bot["text"]
     assert bot["metadata"]["sent_by"] == "agent"
 
     view = await (await client.get(f"/api/tickets/{ticket.id}")).json()
-    assert [t["from"] for t in view["transcript"]] == ["agent"]
+    assert [t["from"] for t in view["transcript"]] == ["system", "agent"]
 
     assert (await client.post(f"/api/tickets/{ticket.id}/resolve", headers=headers)).status == 200
-    assert [e["event"] for e in rasa.events[ticket.sender_id][-2:]] == ["resume", "action"]
-    assert rasa.triggered == [(ticket.sender_id, "handed_back")]
+    after = rasa.events[ticket.sender_id][3:]
+    assert [e["event"] for e in after] == ["resume", "action", "bot", "bot"]
+    # Ended, then the survey; the old rating buttons (handed_back) are not asked for as well.
+    assert [e["data"]["custom"]["type"] for e in after[2:]] == ["handoff_status", "survey"]
+    assert after[2]["data"]["custom"]["state"] == "ended" and after[3]["data"]["custom"]["ticket_id"] == ticket.id
+    assert rasa.triggered == []
 
 
 async def test_only_the_owner_can_reply(env):
@@ -147,8 +155,8 @@ async def test_only_the_owner_can_reply(env):
     lost = await bob.post(f"/api/tickets/{ticket.id}/claim", headers={"X-CSRF-Token": bob_csrf})
     assert lost.status == 409
     denied = await bob.post(f"/api/tickets/{ticket.id}/reply", json={"text": "hi"}, headers={"X-CSRF-Token": bob_csrf})
-    assert denied.status == 409 and ticket.sender_id not in env["rasa"].events or all(
-        e["event"] != "bot" for e in env["rasa"].events.get(ticket.sender_id, []))
+    assert denied.status == 409
+    assert all(e.get("metadata", {}).get("sent_by") != "agent" for e in env["rasa"].events.get(ticket.sender_id, []))
 
 
 async def test_shopper_text_is_escaped(env):

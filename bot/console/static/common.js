@@ -29,5 +29,20 @@
     return data;
   }
 
+  // 退出登录 in the nav: the session ends on the server (a POST with the CSRF token), then the login page.
+  const logout = document.getElementById("logout");
+  if (logout) {
+    logout.addEventListener("click", async () => {
+      logout.disabled = true;
+      try {
+        await post("/logout", {}, (data, status) => (typeof data.error === "string" && data.error) || "退出失败（" + status + "）");
+        location.assign("/login");
+      } catch (error) {
+        logout.disabled = false;
+        logout.textContent = "退出登录（" + error.message + "）";
+      }
+    });
+  }
+
   window.xiaobaoConsole = Object.freeze({ csrf, el, post });
 })();
