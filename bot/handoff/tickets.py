@@ -11,7 +11,8 @@ Layout (all under the prefix):
   ticket:<id>         hash: `doc` (JSON of the fields that never change: sender, category,
                       priority, channel, summary, times, customer, order, evidence), `id`,
                       `sender_id`, `score` (the queue score), `status`, `assignee`, `claimed_at`,
-                      `resolved_at`, `sla_notified` (0/1), `rating`, `version`
+                      `resolved_at`, `sla_notified` (0/1), `rating`, `survey_resolved` (0/1),
+                      `survey_comment`, `callback` (the number left for a callback), `version`
   notes:<id>          list of note JSON, appended by RPUSH
   queue               sorted set of waiting ticket ids
   assigned:<agent>    set of the tickets an agent holds (claimed)
@@ -111,11 +112,19 @@ redis.call('SET', KEYS[6], id)
 return commit('resolve')
 """
 
-# ARGV[3] rating
+# ARGV[3] rating ('' keeps it), ARGV[4] resolved ('1'/'0', '' keeps it), ARGV[5] comment ('' keeps it)
 _RATE = _HEAD + """
 if status ~= 'resolved' then return {'refused', status} end
-redis.call('HSET', KEYS[1], 'rating', ARGV[3])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'rating', ARGV[3]) end
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'survey_resolved', ARGV[4]) end
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'survey_comment', ARGV[5]) end
 return commit('rate')
+"""
+# The number the shopper left for a callback, on a ticket not yet resolved. ARGV[3] the number
+_CALLBACK = _HEAD + """
+if status == 'resolved' then return {'refused', status} end
+redis.call('HSET', KEYS[1], 'callback', ARGV[3])
+return commit('callback')
 """
 
 # The SLA notice's compare-and-set: only a waiting ticket not yet noticed. ARGV[3] '1' to set, '0' to undo.
@@ -223,6 +232,9 @@ class Ticket:
     resolved_at: Optional[str] = None
     sla_notified: bool = False
     rating: Optional[int] = None
+    survey_resolved: Optional[bool] = None  # the shopper's 「问题是否解决」 after the handoff
+    survey_comment: Optional[str] = None
+    callback: Optional[str] = None  # the phone number the shopper left for a callback
     notes: List[Dict[str, str]] = field(default_factory=list)
     evidence: Dict[str, Any] = field(default_factory=dict)
     version: int = 0  # +1 on every transition, create included
@@ -263,6 +275,8 @@ def _ticket(flat_hash: Sequence[Any], notes: Sequence[Any]) -> Ticket:
         claimed_at=stored.get("claimed_at"), resolved_at=stored.get("resolved_at"),
         sla_notified=stored.get("sla_notified") == "1",
         rating=int(stored["rating"]) if stored.get("rating") else None,
+        survey_resolved={"1": True, "0": False}.get(stored.get("survey_resolved") or ""),
+        survey_comment=stored.get("survey_comment"), callback=stored.get("callback"),
         notes=[json.loads(_text(n)) for n in notes], version=int(stored.get("version", 0)),
     )
 
@@ -276,6 +290,8 @@ def _hash_fields(values: Dict[str, Any], score: float, version: int) -> List[str
         "score": repr(score), "status": values.get("status") or WAITING, "assignee": values.get("assignee"),
         "claimed_at": values.get("claimed_at"), "resolved_at": values.get("resolved_at"),
         "sla_notified": "1" if values.get("sla_notified") else "0", "rating": values.get("rating"),
+        "callback": values.get("callback"), "survey_comment": values.get("survey_comment"),
+        "survey_resolved": None if values.get("survey_resolved") is None else "1" if values["survey_resolved"] else "0",
         "version": str(version),
     }
     return [str(x) for k, v in stored.items() if v is not None for x in (k, v)]
@@ -287,7 +303,7 @@ class TicketStore:
         self._prefix = prefix
         self._scripts = {name: client.register_script(source) for name, source in {
             "claim": _CLAIM, "release": _RELEASE, "transfer": _TRANSFER, "note": _NOTE, "resolve": _RESOLVE,
-            "rate": _RATE, "sla": _SLA, "create": _CREATE, "fetch": _FETCH, "clear_open": _CLEAR_OPEN,
+            "rate": _RATE, "callback": _CALLBACK, "sla": _SLA, "create": _CREATE, "fetch": _FETCH, "clear_open": _CLEAR_OPEN,
             "migrate": _MIGRATE}.items()}
 
     @classmethod
@@ -457,12 +473,22 @@ class TicketStore:
             raise self._refused(outcome, result, f"{agent} does not own {ticket_id}")
         return result
 
-    async def rate(self, sender_id: str, rating: int) -> Optional[Ticket]:
-        """Rates the conversation's last resolved ticket (None when there is none)."""
+    async def rate(self, sender_id: str, rating: Optional[int], resolved: Optional[bool] = None,
+                   comment: Optional[str] = None) -> Optional[Ticket]:
+        """Rates the conversation's last resolved ticket (None when there is none): the 1-5
+        rating, whether the problem was solved and a comment, each only when given."""
         ticket_id = await self._redis.get(self._key("last-resolved", sender_id))
         if not ticket_id:
             return None
-        outcome, result = await self._transition("rate", _text(ticket_id), args=[str(int(rating))])
+        args = ["" if rating is None else str(int(rating)), "" if resolved is None else "1" if resolved else "0",
+                comment or ""]
+        outcome, result = await self._transition("rate", _text(ticket_id), args=args)
+        return result if outcome == "ok" else None
+
+    async def set_callback(self, ticket_id: str, number: str) -> Optional[Ticket]:
+        """Keeps the number the shopper left for a callback on their open ticket (None when the
+        ticket is gone or resolved)."""
+        outcome, result = await self._transition("callback", ticket_id, args=[number])
         return result if outcome == "ok" else None
 
     async def mark_sla_notified(self, ticket_id: str) -> Optional[Ticket]:

@@ -76,3 +76,23 @@ async def test_overdue_tickets_and_metrics(store):
     metrics = await store.metrics(conversations=4)
     assert metrics["escalations"] == 1 and metrics["escalation_rate"] == 0.25 and metrics["automation_rate"] == 0.75
     assert metrics["csat"] == 4 and metrics["median_wait_s"] >= 0
+
+
+async def test_the_callback_number_is_kept_on_the_open_ticket_only(store):
+    ticket = await open_ticket(store, "s5")
+    kept = await store.set_callback(ticket.id, "021-64331234")
+    assert kept.callback == "021-64331234" and (await store.get(ticket.id)).callback == "021-64331234"
+    await store.claim(ticket.id, "alice")
+    await store.resolve(ticket.id, "alice")
+    assert await store.set_callback(ticket.id, "13812345678") is None
+    assert (await store.get(ticket.id)).callback == "021-64331234"
+
+
+async def test_the_survey_stores_rating_resolved_and_comment(store):
+    ticket = await open_ticket(store, "s6")
+    await store.claim(ticket.id, "alice")
+    await store.resolve(ticket.id, "alice")
+    rated = await store.rate("s6", 4, resolved=False, comment="还要再寄一次")
+    assert (rated.rating, rated.survey_resolved, rated.survey_comment) == (4, False, "还要再寄一次")
+    again = await store.rate("s6", None, resolved=True)  # an answer left out keeps the earlier one
+    assert (again.rating, again.survey_resolved, again.survey_comment) == (4, True, "还要再寄一次")
