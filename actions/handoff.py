@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
+import re
 from typing import Any, Dict, List, Optional, Text
 
 from redis.exceptions import RedisError
@@ -12,10 +14,11 @@ from rasa_sdk.events import ConversationPaused, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions import risk_signals, services
+from actions import rights, risk_signals, services
 from actions.returns import client_ip, owned_order
 from actions.services import customer_of, session_so_far, tickets
 from bot import limits
+from bot.handoff.tickets import CLAIMED, RESOLVED, WAITING, Ticket
 from bot.handoff.triggers import (
     NORMAL,
     PRIORITY_ORDER,
@@ -25,8 +28,10 @@ from bot.handoff.triggers import (
     handoff_texts,
     rules,
 )
+from bot.knowledge.answering import Decision
+from bot.knowledge.retrieval import Hit
 from bot.orders.client import OrderSystemUnavailable
-from bot.orders.models import to_dict
+from bot.orders.models import SHANGHAI, to_dict
 
 MINUTES_PER_TICKET_AHEAD = 3
 # Nobody floods the ticket queue: new tickets are limited per conversation and per client IP (an
@@ -37,6 +42,50 @@ TICKETS_PER_IP_PER_HOUR = 10
 TICKETS_PER_MINUTE = int(os.environ.get("TICKETS_PER_MINUTE", "30"))
 logger = logging.getLogger(__name__)
 DETAILS_FROM_FIRST_MESSAGE = 12  # a complaint that already tells the story needs no question
+# 「客服电话多少」「人工几点上班」 ask for the store's contact details: answered, not a ticket.
+CONTACT_ENTRY = "policy_human_service_hours"
+_CONTACT_QUESTION = re.compile(
+    r"(电话|热线|联系方式|座机|客服号码).{0,6}(多少|是什么|是啥|几号|哪个|吗|么|\?|？|$)"
+    r"|(几点|什么时候|啥时候).{0,4}(上班|下班|在线|营业|服务|有人)|(上班|工作|服务|营业|在线)时间")
+# A number left for a callback: a mainland mobile (138 1234 5678) or a landline (021-64331234).
+_CALLBACK_NUMBER = re.compile(r"(?<![0-9])(1[3-9][0-9](?:[ -]?[0-9]{4}){2}|0[1-9][0-9]{1,2}[ -]?[0-9]{7,8})(?![0-9])")
+_TICKET_ID = re.compile(r"(?<![0-9A-Za-z])[Tt](20[0-9]{6}[0-9]{5,})(?![0-9])")
+COMMENT_MAX_CHARS = 300
+_FULLWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}  # １３８－ as typed on a phone
+
+
+def asks_for_contact(text: str) -> bool:
+    return bool(_CONTACT_QUESTION.search(text or ""))
+
+
+def callback_number(text: str) -> Optional[str]:
+    """The phone number in a message, without spaces; a landline keeps its area-code dash."""
+    found = _CALLBACK_NUMBER.search((text or "").translate(_FULLWIDTH))
+    if not found:
+        return None
+    number = found.group(1).replace(" ", "")
+    return number if number.startswith("0") else number.replace("-", "")
+
+
+def masked_phone(number: str) -> str:
+    """138****5678: what the shopper sees confirmed, and what logs may show."""
+    digits = number.replace("-", "")
+    return f"{digits[:3]}****{digits[-4:]}" if len(digits) >= 8 else "****"
+
+
+def ticket_id_in(text: str) -> Optional[str]:
+    found = _TICKET_ID.search(text or "")
+    return f"T{found.group(1)}" if found else None
+
+
+def queued_payload(ticket: Ticket, position: int, wait: int) -> Dict[str, Any]:
+    """Contract (A): the widget's 排队中（第N位） status bar."""
+    return {"type": "handoff_status", "state": "queued", "ticket_id": ticket.id, "position": position,
+            "eta_min": wait}
+
+
+def wait_minutes(position: int) -> int:
+    return max(1, position * MINUTES_PER_TICKET_AHEAD)
 
 
 def transcript(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -124,6 +173,9 @@ class ActionEscalate(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
         text = tracker.latest_message.get("text") or ""
         intent = (tracker.latest_message.get("intent") or {}).get("name")
+        contact = rights.default_index(dense=True).by_id.get(CONTACT_ENTRY)
+        if intent == "request_human" and contact is not None and asks_for_contact(text):
+            return rights.ActionAnswerQuestion().answer(dispatcher, tracker, Decision("answer", (Hit(contact, 0.0, 1.0),)))
         details = tracker.get_slot("complaint_details")
         events = await session_so_far(tracker)
         escalation = most_urgent(
@@ -155,16 +207,38 @@ class ActionEscalate(Action):
                 await risk_signals.escalated(tracker, ticket, details or text, order)
         except Exception:  # noqa: BLE001 - a rights signal never breaks the conversation
             logger.warning("rights signal of ticket %s not sent", ticket.id)
-        ahead = max((await store.position(ticket.id) or 1) - 1, 0)
+        cleared = [SlotSet("complaint_details", None), SlotSet("complaint_outcome", None), SlotSet("form_failures", None)]
+        position = await store.position(ticket.id)
         if not created:
-            dispatcher.utter_message(response="utter_handoff_already_queued", ticket_id=ticket.id, ahead=ahead)
-        elif escalation.priority == URGENT:
-            dispatcher.utter_message(response="utter_handoff_urgent", ticket_id=ticket.id)
+            if not await self._tell_queued(dispatcher, ticket, position):
+                return cleared  # the shopper was told nobody came in time: the bot keeps helping
+            return cleared + [ConversationPaused()]
+        position = position or 1
+        status = queued_payload(ticket, position, wait_minutes(position))
+        if escalation.priority == URGENT:
+            dispatcher.utter_message(response="utter_handoff_urgent", ticket_id=ticket.id, json_message=status)
         else:
-            dispatcher.utter_message(response="utter_handoff_queued", ticket_id=ticket.id, ahead=ahead,
-                                     wait=max(1, (ahead + 1) * MINUTES_PER_TICKET_AHEAD))
-        return [SlotSet("complaint_details", None), SlotSet("complaint_outcome", None), SlotSet("form_failures", None),
-                ConversationPaused()]
+            dispatcher.utter_message(response="utter_handoff_queued", ticket_id=ticket.id, ahead=position - 1,
+                                     wait=wait_minutes(position), json_message=status)
+        return cleared + [ConversationPaused()]
+
+    @staticmethod
+    async def _tell_queued(dispatcher: CollectingDispatcher, ticket: Ticket, position: Optional[int]) -> bool:
+        """Tells a shopper who asks again where their ticket stands: their real place in the
+        queue (「第1位」, never 「前面还有0位」) and what happens next. False when the ticket
+        already missed its SLA: the shopper was offered a callback and the bot keeps helping,
+        so it must not fall silent again."""
+        if position is None:  # an agent has it
+            dispatcher.utter_message(response="utter_handoff_already_claimed", ticket_id=ticket.id)
+            return True
+        status = queued_payload(ticket, position, wait_minutes(position))
+        if ticket.sla_notified:
+            dispatcher.utter_message(response="utter_handoff_overdue_queued", ticket_id=ticket.id, position=position,
+                                     json_message=status)
+            return False
+        dispatcher.utter_message(response="utter_handoff_already_queued", ticket_id=ticket.id, position=position,
+                                 wait=wait_minutes(position), json_message=status)
+        return True
 
     async def _may_open_ticket(self, tracker: Tracker, urgent: bool = False) -> bool:
         """Reserves one new ticket within the limits; False when a limit is reached. A safety
@@ -212,21 +286,92 @@ class ActionDefaultFallback(ActionEscalate):
         return await super().run(dispatcher, tracker, domain)
 
 
+def _entity(tracker: Tracker, name: str) -> Any:
+    return next(tracker.get_latest_entity_values(name), None)
+
+
+def survey_answer(value: Any) -> Optional[bool]:
+    """「问题是否解决」 from the survey payload: true/false (or their strings), else unknown."""
+    if isinstance(value, bool):
+        return value
+    return {"true": True, "false": False, "1": True, "0": False}.get(str(value).strip().lower()) if value is not None else None
+
+
 class ActionStoreRating(Action):
+    """Stores the survey after a handoff: `/rate{"csat": N, "resolved": true|false, "comment": "…"}`
+    (or just the 1-5 rating of the older buttons) on the conversation's last resolved ticket."""
+
     def name(self) -> Text:
         return "action_store_rating"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
-        rating = next(tracker.get_latest_entity_values("csat"), None) or tracker.get_slot("csat")
+        rating = _entity(tracker, "csat") or tracker.get_slot("csat")
         try:
-            value = int(float(rating))
+            value: Optional[int] = int(float(rating))
         except (TypeError, ValueError):
-            value = 0
-        if 1 <= value <= 5:
-            rated = await tickets().rate(tracker.sender_id, value)
-            try:
-                await risk_signals.rated(tracker, value, rated)
-            except Exception:  # noqa: BLE001 - a rights signal never breaks the conversation
-                logger.warning("low-rating signal not sent")
+            value = None
+        value = value if value is not None and 1 <= value <= 5 else None
+        resolved = survey_answer(_entity(tracker, "resolved"))
+        comment = _entity(tracker, "comment")
+        comment = str(comment).strip()[:COMMENT_MAX_CHARS] if comment is not None else ""
+        if value is not None or resolved is not None or comment:
+            rated = await tickets().rate(tracker.sender_id, value, resolved, comment or None)
+            if rated is None:
+                logger.info("survey of %s not stored: no resolved ticket", tracker.sender_id)
+            if value is not None:
+                try:
+                    await risk_signals.rated(tracker, value, rated)
+                except Exception:  # noqa: BLE001 - a rights signal never breaks the conversation
+                    logger.warning("low-rating signal not sent")
         dispatcher.utter_message(response="utter_thanks_for_rating")
         return [SlotSet("csat", None)]
+
+
+async def ticket_of_shopper(tracker: Tracker, ticket_id: str) -> Optional[Ticket]:
+    """The ticket when it belongs to this conversation or to the same verified customer; else None,
+    exactly as for a ticket that does not exist, so a ticket number reveals nothing to others."""
+    ticket = await tickets().get(ticket_id)
+    if ticket is None:
+        return None
+    if ticket.sender_id == tracker.sender_id:
+        return ticket
+    customer = await customer_of(tracker)
+    return ticket if customer is not None and ticket.customer == customer else None
+
+
+class ActionTicketStatus(Action):
+    """「查一下工单 T…」 or just the ticket number: where the shopper's ticket stands, in Chinese."""
+
+    def name(self) -> Text:
+        return "action_ticket_status"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+        ticket_id = _entity(tracker, "ticket_id") or ticket_id_in(tracker.latest_message.get("text") or "")
+        if not ticket_id:
+            dispatcher.utter_message(response="utter_ask_ticket_id")
+            return []
+        ticket_id = ticket_id_in(str(ticket_id)) or str(ticket_id)
+        ticket = await ticket_of_shopper(tracker, ticket_id)
+        if ticket is None:
+            dispatcher.utter_message(response="utter_ticket_not_found", ticket_id=ticket_id)
+            return []
+        created = _local(ticket.created_at)
+        if ticket.status == WAITING:
+            position = await tickets().position(ticket.id) or 1
+            dispatcher.utter_message(response="utter_ticket_waiting", ticket_id=ticket.id, created=created,
+                                     category=ticket.category_label, position=position, wait=wait_minutes(position))
+        elif ticket.status == CLAIMED:
+            dispatcher.utter_message(response="utter_ticket_claimed", ticket_id=ticket.id, created=created,
+                                     category=ticket.category_label)
+        elif ticket.status == RESOLVED:
+            dispatcher.utter_message(response="utter_ticket_resolved", ticket_id=ticket.id, created=created,
+                                     category=ticket.category_label, resolved=_local(ticket.resolved_at))
+        if ticket.callback:
+            dispatcher.utter_message(response="utter_ticket_callback", phone=masked_phone(ticket.callback))
+        return []
+
+
+def _local(iso: Optional[str]) -> str:
+    if not iso:
+        return "—"
+    return f"{dt.datetime.fromisoformat(iso).astimezone(SHANGHAI):%m月%d日 %H:%M}"

@@ -1,4 +1,5 @@
-"""A plain 「好的」 after 小保 offered something (e.g. 「需要我帮您申请退货吗？」) accepts that offer."""
+"""A plain 「好的」 after 小保 offered something (e.g. 「需要我帮您申请吗？」) accepts that offer; a
+「不用」 declines it. A yes/no button that no longer matches anything 小保 asked is refused politely."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any, Dict, List, Optional, Text
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActionExecuted, UserUttered, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
+
+from actions.buttons import stale_button
 
 OFFER_PREFIX = "utter_offer_"
 
@@ -35,7 +38,7 @@ class ActionAcceptOffer(Action):
     ) -> List[Dict[Text, Any]]:
         intent = pending_offer(tracker.events)
         if intent is None:
-            dispatcher.utter_message(response="utter_anything_else")
+            dispatcher.utter_message(response="utter_button_expired" if stale_button(tracker) else "utter_anything_else")
             return []
         # Replace the 「好的」 turn with the intent it accepted, as the two-stage fallback does,
         # so the dialogue continues exactly as if the shopper had asked for it. The replayed turn
@@ -44,6 +47,19 @@ class ActionAcceptOffer(Action):
         text = tracker.latest_message.get("text")
         parse_data = {"intent": {"name": intent, "confidence": 1.0}, "entities": [], "text": text}
         return [UserUtteranceReverted(), ActionExecuted("action_listen"), replayed_turn(tracker, text, parse_data)]
+
+
+class ActionDeclineOffer(Action):
+    """「不用」 or 「算了」 outside a form: fine, unless it is an old button nothing asked for."""
+
+    def name(self) -> Text:
+        return "action_decline_offer"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
+        dispatcher.utter_message(response="utter_button_expired" if stale_button(tracker) else "utter_anything_else")
+        return []
 
 
 def replayed_turn(tracker: Tracker, text: Optional[str], parse_data: Dict[str, Any]) -> Dict[str, Any]:

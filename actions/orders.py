@@ -13,6 +13,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import risk_signals
+from actions.buttons import stale_button
+from actions.handoff import callback_number, masked_phone, wait_minutes
 from actions.returns import LAST4_DIGITS, Verification, inform_payload, owned_order, verify_phone_digits
 from actions.services import customer_of, order_system, tickets
 from actions.turns import ends_turn
@@ -70,7 +72,8 @@ class ActionOrderStatus(Action):
         customer = await customer_of(tracker)
         if not named and mentions(text, "return_words") and customer is not None:
             return await self._show_returns(dispatcher, customer)
-        order_id = named or tracker.get_slot("order_id")
+        switching = (tracker.latest_message.get("intent") or {}).get("name") == "switch_order"
+        order_id = named or (None if switching else tracker.get_slot("order_id"))
         if order_id:
             order = await owned_order(tracker, order_id)
             if order is not None:
@@ -114,11 +117,13 @@ class ActionHandleInform(Action):
         return "action_handle_inform"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
-        phone = next(tracker.get_latest_entity_values("phone"), None)
+        if stale_button(tracker):  # an old 「订单…」/ item button after its question was answered
+            dispatcher.utter_message(response="utter_button_expired")
+            return []
+        phone = callback_number(tracker.latest_message.get("text") or "")
         ticket = await tickets().open_ticket_for(tracker.sender_id) if phone else None
         if ticket is not None:  # a number left for the callback offered while waiting for a person
-            await tickets().add_note(ticket.id, "小保", f"顾客请求回电：{phone}")
-            dispatcher.utter_message(response="utter_callback_recorded", ticket_id=ticket.id)
+            await self._record_callback(dispatcher, ticket, phone)
             return []
         pending: Optional[str] = tracker.get_slot(PENDING_SLOT)
         digits = LAST4_DIGITS.search(tracker.latest_message.get("text") or "")
@@ -146,3 +151,18 @@ class ActionHandleInform(Action):
             return []
         dispatcher.utter_message(response="utter_inform_no_context")
         return []
+
+    @staticmethod
+    async def _record_callback(dispatcher: CollectingDispatcher, ticket: Any, phone: str) -> None:
+        """Keeps the number on the ticket (the agent sees it), confirms it masked, and says what
+        happens next with the shopper's real place in the queue."""
+        await tickets().set_callback(ticket.id, phone)
+        await tickets().add_note(ticket.id, "小保", f"顾客请求回电：{phone}")
+        logger.info("callback number %s left on ticket %s", masked_phone(phone), ticket.id)
+        position = await tickets().position(ticket.id)
+        if position is None:
+            dispatcher.utter_message(response="utter_callback_recorded_claimed", ticket_id=ticket.id,
+                                     phone=masked_phone(phone))
+            return
+        dispatcher.utter_message(response="utter_callback_recorded", ticket_id=ticket.id, phone=masked_phone(phone),
+                                 position=position, wait=wait_minutes(position))

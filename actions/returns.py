@@ -16,13 +16,14 @@ from typing import Any, Dict, List, Optional, Text, Tuple
 
 import yaml
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import FollowupAction, SlotSet
+from rasa_sdk.events import ActiveLoop, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from redis.exceptions import RedisError
 
 from actions import risk_signals, services
+from actions.buttons import stale_button
 from actions.services import customer_of, order_system, today
 from bot import limits
 from bot.identity import phone_last4_matches
@@ -41,6 +42,14 @@ LAST4_DIGITS = re.compile(r"(?<!\d)(\d{4})(?!\d)")
 _DIGITS = re.compile(r"\d{5,}")
 _ORDINALS = {"第一": 0, "第1": 0, "第二": 1, "第2": 1, "第三": 2, "第3": 2, "第四": 3, "第4": 3}
 _ALL_WORDS = ("全部", "都退", "所有", "都要", "全退", "整单")
+# 「不是这单」: the shopper corrects the order; the answers tied to that order are asked again.
+SWITCH_WORDS = ("不是这单", "不是这个订单", "不是这笔", "换一个订单", "换个订单", "换一单", "另一个订单",
+                "另一单", "另外一个订单", "另外一单", "别的订单", "其他订单", "其它订单", "选错订单", "选错了订单")
+ORDER_BOUND_SLOTS = ("return_items", "goods_condition", "condition_answers", "return_confirmed", "phone_last4")
+# A question about returns (「收到5天了能退吗」) is answered before any form starts; a request is not.
+_QUESTION = re.compile(r"[吗么呢嘛？?]\s*$|能不能|可不可以|可以不|行不行|能退不|算不算|是不是|多久|几天")
+_REQUEST_WORDS = ("我要", "帮我", "给我", "申请", "想退", "要退", "办理", "也想")
+MAX_ORDER_CARDS = 6
 # Guessing the phone digits of an order is limited per ORDER (not per conversation, which a REST
 # client names freely): at most this many wrong guesses a day, shared by every channel and
 # replica through Redis; after that the order is locked for self-service verification and a
@@ -138,6 +147,48 @@ async def notice_date(order: Order) -> Optional[dt.date]:
     return min(d.astimezone(SHANGHAI).date() for d in days) if days else None
 
 
+async def shopper_orders(tracker: Tracker) -> List[Order]:
+    """The orders this shopper may return from: a customer's own (not unpaid), or a guest's
+    orders verified in this conversation. Newest first, as the order system lists them."""
+    customer = await customer_of(tracker)
+    system = await order_system()
+    if customer is not None:
+        return [o for o in await system.orders_of(customer) if o.status != OrderStatus.UNPAID]
+    found = [await system.order(i) for i in dict.fromkeys(tracker.get_slot("verified_order_ids") or [])]
+    return [o for o in found if o is not None and o.status != OrderStatus.UNPAID]
+
+
+def named_items(order: Order, text: str) -> List[str]:
+    return [i.item_id for i in order.items if _names_item(text, i.name)]
+
+
+def orders_naming(orders: List[Order], text: str) -> List[Tuple[Order, List[str]]]:
+    """The orders with an item the shopper's words name (「耳机也想退」), with those items."""
+    return [(o, named) for o in orders if (named := named_items(o, text))]
+
+
+def is_question(text: str) -> bool:
+    """「收到5天了能退吗」 asks; 「我要退货」「帮我退一下吗」 request."""
+    text = (text or "").strip()
+    return bool(text) and not text.startswith("/") and bool(_QUESTION.search(text)) and not any(
+        w in text for w in _REQUEST_WORDS)
+
+
+def refund_line(order: Order, decisions: List[Eligibility]) -> str:
+    """The refund the shopper can expect: the items' price × quantity, and who pays the return
+    shipping per our policy data. Empty when nothing is refunded (exchange, repair, redelivery)."""
+    if not decisions or decisions[0].kind not in ("return", "cancel", "intercept"):
+        return ""
+    items = [order.item(d.facts["item_id"]) for d in decisions]
+    total = sum(i.price * i.quantity for i in items)
+    parts = "，".join(f"{i.name} ¥{i.price:.2f}×{i.quantity}" for i in items)
+    line = f"\n💰 预计退款：¥{total:.2f}（{parts}）"
+    if decisions[0].kind == "return":
+        steps = return_texts()["next_steps"]["shipping"]
+        line += f"；{steps[decisions[0].shipping_paid_by or 'consumer']}"
+    return line
+
+
 def needs_evidence(order: Order, reason: Optional[str]) -> bool:
     return order.status == OrderStatus.DELIVERED and reason in ReturnReason.SELLER_FAULT
 
@@ -198,13 +249,75 @@ async def photo_is_ours(tracker: Tracker, reference: str) -> bool:
         return False
 
 
+async def answer_first(dispatcher: CollectingDispatcher, tracker: Tracker) -> Optional[List[Dict[Text, Any]]]:
+    """A question that opened the return form is answered from the knowledge base, with
+    「需要我帮您申请吗？」, and the form ends before asking anything. None when the knowledge
+    base has no sure answer: then the form starts as usual."""
+    from actions import rights  # the knowledge index is built when that module loads
+
+    decision = await rights.decide_for(rights.default_index(dense=True), tracker.latest_message.get("text") or "")
+    if decision.kind != "answer":
+        return None
+    events = rights.ActionAnswerQuestion().answer(dispatcher, tracker, decision, offer="request_return")
+    return events + [SlotSet("requested_slot", None), ActiveLoop(None)]
+
+
 class ValidateReturnForm(FormValidationAction):
     def name(self) -> Text:
         return "validate_return_form"
 
     @apologise_on_outage
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict):
-        return await super().run(dispatcher, tracker, domain)
+        requested = tracker.get_slot("requested_slot")
+        if requested and stale_button(tracker):  # an old or forged button: this question again
+            dispatcher.utter_message(response="utter_button_expired")
+            return [SlotSet(requested, None), SlotSet("requested_slot", requested)]
+        if requested is None and is_question(tracker.latest_message.get("text") or ""):
+            answered = await answer_first(dispatcher, tracker)
+            if answered is not None:
+                return answered
+        chosen = await self.choose_order(dispatcher, tracker)
+        tracker.add_slots(chosen)
+        return chosen + await super().run(dispatcher, tracker, domain)
+
+    async def choose_order(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> List[Dict[Text, Any]]:
+        """Which order this return is about, before the steps run. The order of an earlier turn
+        (a parcel just tracked) is never assumed: at the start, an order named in this message or
+        the one order holding the item named (「耳机也想退」) is taken, else the shopper picks. At
+        any step 「不是这单」 or an item of another order switches orders; the reason and
+        evidence stay, the answers tied to the old order are asked again."""
+        text = tracker.latest_message.get("text") or ""
+        if next(tracker.get_latest_entity_values("order_id"), None):
+            return []  # named in this message: the order step checks it
+        starting = tracker.get_slot("requested_slot") is None
+        switching = any(word in text for word in SWITCH_WORDS) or (
+            (tracker.latest_message.get("intent") or {}).get("name") == "switch_order")
+        current = tracker.get_slot("order_id")
+        if not (starting or switching or tracker.get_slot("requested_slot") in ("order_id", "return_items")):
+            return []
+        orders = await shopper_orders(tracker)
+        naming = orders_naming(orders, text) if not text.startswith("/") else []
+        if naming and (starting or current not in [o.order_id for o, _ in naming]):
+            if len(naming) == 1:
+                order, items = naming[0]
+                return self._switch_to(order.order_id, items)
+            return self._switch_to(None, None, choices=[o.order_id for o, _ in naming])
+        if switching:
+            others = [o.order_id for o in orders if o.order_id != current]
+            dispatcher.utter_message(response="utter_switch_order")
+            return self._switch_to(None, None, choices=others)
+        if starting:
+            if len(orders) == 1 and await customer_of(tracker) is not None:
+                return self._switch_to(orders[0].order_id, None) if current != orders[0].order_id else []
+            if current and (len(orders) > 1 or await customer_of(tracker) is not None):
+                return self._switch_to(None, None)  # several orders and none named: ask which
+        return []
+
+    @staticmethod
+    def _switch_to(order_id: Optional[str], items: Optional[List[str]],
+                   choices: Optional[List[str]] = None) -> List[Dict[Text, Any]]:
+        return [SlotSet("order_id", order_id), SlotSet("order_choices", choices or None),
+                *[SlotSet(slot, items if slot == "return_items" else None) for slot in ORDER_BOUND_SLOTS]]
 
     async def required_slots(
         self, domain_slots: List[Text], dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -282,7 +395,9 @@ class ValidateReturnForm(FormValidationAction):
         if outcome is Verification.LOCKED:  # a person takes over: the form ends in action_escalate
             dispatcher.utter_message(response="utter_order_verify_locked")
             return {"phone_last4": None, "order_id": None, "form_failures": MAX_FORM_FAILURES}
-        return failed_step(tracker, dispatcher, "utter_order_not_found", phone_last4=None, order_id=None)
+        # Only the digits are asked again (the order number stays): the same words whether or not
+        # the order exists, so nothing tells a guesser which numbers are real.
+        return failed_step(tracker, dispatcher, "utter_phone_last4_wrong", phone_last4=None)
 
     # -- items --------------------------------------------------------------------------
     async def extract_return_items(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
@@ -301,7 +416,9 @@ class ValidateReturnForm(FormValidationAction):
         return {"return_items": picked} if picked else {}
 
     async def validate_return_items(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
-        return {"return_items": value or None}
+        order = await owned_order(tracker, tracker.get_slot("order_id"))
+        items = [i for i in value or [] if order is not None and order.item(i)]
+        return {"return_items": items or None}
 
     # -- reason -------------------------------------------------------------------------
     async def extract_return_reason(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
@@ -364,6 +481,8 @@ class ValidateReturnForm(FormValidationAction):
 
     async def validate_goods_condition(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
         order = await owned_order(tracker, tracker.get_slot("order_id"))
+        if value is None or order is None:
+            return {"goods_condition": None}
         still = pending_condition_keys(order, tracker.get_slot("return_items") or [], value or {})
         # Keep asking until every question for these items is answered.
         return {"condition_answers": value, "goods_condition": None if still else value}
@@ -376,7 +495,7 @@ class ValidateReturnForm(FormValidationAction):
         return {"return_confirmed": intent == "affirm"} if intent in ("affirm", "deny") else {}
 
     async def validate_return_confirmed(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
-        return {"return_confirmed": bool(value)}
+        return {"return_confirmed": None if value is None else bool(value)}
 
 
 def _names_item(text: str, name: str) -> bool:
@@ -385,28 +504,50 @@ def _names_item(text: str, name: str) -> bool:
     return any(core[i : i + 2] in text for i in range(len(core) - 1))
 
 
+@lru_cache(maxsize=1)
+def status_labels() -> Dict[str, str]:
+    labels = yaml.safe_load((KNOWLEDGE_DIR / "order_labels.yml").read_text(encoding="utf-8"))
+    return labels["order_status"]
+
+
+def order_card(order: Order) -> Dict[str, Any]:
+    """One order as contract (A)'s `order_cards` entry; tapping it sends `payload`."""
+    return {
+        "order_id": order.order_id, "status": order.status, "status_label": status_labels()[order.status],
+        "created_at": f"{order.created_at.astimezone(SHANGHAI):%Y-%m-%d}",
+        "total": round(sum(i.price * i.quantity for i in order.items), 2),
+        "items": [{"name": i.name, "sku": i.sku, "price": i.price, "quantity": i.quantity} for i in order.items],
+        "payload": inform_payload(order_id=order.order_id),
+    }
+
+
 class ActionAskOrderId(Action):
+    """Asks which order: the shopper's orders as cards, with the same choices as text buttons for
+    channels that cannot show cards (REST, WeChat), or the order number for a guest."""
+
     def name(self) -> Text:
         return "action_ask_order_id"
 
     @apologise_on_outage
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
-        customer = await customer_of(tracker)
-        orders: List[Order] = []
-        if customer is not None:
-            try:
-                orders = [o for o in await (await order_system()).orders_of(customer) if o.status != OrderStatus.UNPAID]
-            except OrderSystemUnavailable:
-                orders = []
+        try:
+            orders = await shopper_orders(tracker)
+        except OrderSystemUnavailable:
+            orders = []
+        choices = tracker.get_slot("order_choices")
+        if choices:
+            orders = [o for o in orders if o.order_id in choices] or orders
         if not orders:
             dispatcher.utter_message(response="utter_ask_order_id_number")
             return []
+        orders = orders[:MAX_ORDER_CARDS]
         buttons = [
             {"title": f"{o.created_at:%m-%d} {o.items[0].name}等{len(o.items)}件（{o.order_id}）",
              "payload": inform_payload(order_id=o.order_id)}
-            for o in orders[:5]
+            for o in orders
         ]
-        dispatcher.utter_message(response="utter_ask_pick_order", buttons=buttons)
+        dispatcher.utter_message(response="utter_ask_pick_order", buttons=buttons,
+                                 json_message={"type": "order_cards", "orders": [order_card(o) for o in orders]})
         return []
 
 
@@ -448,6 +589,8 @@ class ActionAskGoodsCondition(Action):
 
 def summary(order: Order, item_ids: List[str], reason: str, answers: Dict[str, bool],
             notice: Optional[dt.date] = None) -> Tuple[List[Eligibility], List[Eligibility]]:
+    if order.status == OrderStatus.SHIPPED:  # a parcel is intercepted whole, never one item of it
+        item_ids = [i.item_id for i in order.items]
     decisions = assess_items(order, item_ids, reason, answers, notice)
     return [d for d in decisions if d.allowed], [d for d in decisions if not d.allowed]
 
@@ -470,11 +613,20 @@ class ActionAskReturnConfirmed(Action):
             dispatcher.utter_message(response="utter_return_not_eligible", explanation=decision.explanation,
                                      citation=citation_line(decision))
         first = allowed[0]
-        response = "utter_ask_confirm_cancel" if first.kind in ("cancel", "intercept") else "utter_ask_confirm_return"
+        chosen = tracker.get_slot("return_items") or []
+        if first.kind == "intercept":
+            others = [d.facts["item"] for d in allowed if d.facts["item_id"] not in chosen]
+            dispatcher.utter_message(
+                response="utter_ask_confirm_intercept" if others else "utter_ask_confirm_intercept_all",
+                order_id=order.order_id, items=item_names(order, allowed), others="、".join(others),
+                chosen="、".join(d.facts["item"] for d in allowed if d.facts["item_id"] in chosen),
+                refund=refund_line(order, allowed))
+            return []
+        response = "utter_ask_confirm_cancel" if first.kind == "cancel" else "utter_ask_confirm_return"
         dispatcher.utter_message(
             response=response, order_id=order.order_id, items=item_names(order, allowed),
             reason=return_texts()["reason_labels"][reason], explanation=first.explanation,
-            citation=citation_line(first),
+            citation=citation_line(first), refund=refund_line(order, allowed),
         )
         return []
 

@@ -98,8 +98,9 @@ class ActionAnswerQuestion(Action):
         return events
 
     def answer(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decision
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decision, offer: Optional[str] = None
     ) -> List[Dict[Text, Any]]:
+        """Says the answer; then offers `offer` (an intent), else the entry's first next action."""
         events: List[Dict[Text, Any]] = []
         entry = decision.best.entry
         self._say(dispatcher, entry, decision.best.confidence, titled=decision.hedged)
@@ -113,8 +114,9 @@ class ActionAnswerQuestion(Action):
             dispatcher.utter_message(
                 response="utter_kb_suggestions", buttons=[entry_button(h.entry) for h in decision.suggestions]
             )
-        if entry.next_actions:
-            dispatcher.utter_message(response=f"utter_offer_{entry.next_actions[0]}")
+        offer = offer or (entry.next_actions[0] if entry.next_actions else None)
+        if offer:
+            dispatcher.utter_message(response=f"utter_offer_{offer}")
         return events
 
     @staticmethod

@@ -78,15 +78,24 @@ async def test_right_phone_digits_verify_the_order(system, monkeypatch, dispatch
     assert result == {"phone_last4": order.phone[-4:], "verified_order_ids": [order.order_id]}
 
 
-async def test_wrong_digits_reset_and_a_second_failure_hands_over(system, monkeypatch, dispatcher, domain):
+async def test_wrong_digits_ask_the_digits_again_and_a_second_failure_hands_over(system, monkeypatch, dispatcher, domain):
     order = (await system.orders_of(CUSTOMER))[0]
     first = await validate(monkeypatch, dispatcher, domain, "phone_last4", "0000", customer=None,
                            slots={"order_id": order.order_id})
-    assert first == {"phone_last4": None, "order_id": None, "form_failures": 1}
+    assert first == {"phone_last4": None, "form_failures": 1}  # the order number is kept
     second = await validate(monkeypatch, dispatcher, domain, "phone_last4", "0000", customer=None,
                             slots={"order_id": order.order_id, "form_failures": 1})
     assert second["form_failures"] == 2
-    assert [m["response"] for m in dispatcher.messages] == ["utter_order_not_found", "utter_form_handover"]
+    assert [m["response"] for m in dispatcher.messages] == ["utter_phone_last4_wrong", "utter_form_handover"]
+
+
+async def test_wrong_digits_read_the_same_for_a_real_and_an_unknown_order(system, monkeypatch, dispatcher, domain):
+    order = (await system.orders_of(CUSTOMER))[0]
+    real = await validate(monkeypatch, dispatcher, domain, "phone_last4", "0000", customer=None,
+                          slots={"order_id": order.order_id})
+    unknown = await validate(monkeypatch, dispatcher, domain, "phone_last4", "0000", customer=None,
+                             slots={"order_id": "2099010100000000"})
+    assert real == unknown and dispatcher.messages[0] == dispatcher.messages[1]
 
 
 async def test_a_one_word_description_is_not_enough_evidence(system, monkeypatch, dispatcher, domain):
@@ -191,3 +200,89 @@ async def test_a_window_ending_on_a_holiday_goes_to_a_colleague(system, monkeypa
     events = await returns.ActionSubmitReturn().run(dispatcher, t, domain)
     assert "同事" in dispatcher.messages[0]["explanation"] and "第二百零三条" in dispatcher.messages[0]["citation"]
     assert events[-1] == {"event": "followup", "timestamp": None, "name": "action_escalate"}
+
+
+# -- issue 16: the right order, switching orders, the refund and the parcel said out loud ---------
+def by_suffix(orders, suffix):
+    return next(o for o in orders if o.order_id.endswith(suffix))
+
+
+def slot_values(events):
+    return {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
+
+
+async def choose(monkeypatch, dispatcher, text, slots, customer=CUSTOMER, intent="request_return"):
+    t, customer_of = tracker(text, customer=customer, slots=slots, intent=intent)
+    monkeypatch.setattr(returns, "customer_of", customer_of)
+    return slot_values(await ValidateReturnForm().choose_order(dispatcher, t))
+
+
+async def test_a_tracked_parcel_is_not_assumed_when_the_shopper_has_several_orders(system, monkeypatch, dispatcher):
+    shipped = by_suffix(await system.orders_of(CUSTOMER), "16")
+    chosen = await choose(monkeypatch, dispatcher, "我要退货", {"order_id": shipped.order_id})
+    assert chosen["order_id"] is None and chosen["return_items"] is None
+
+
+async def test_naming_an_item_picks_the_order_that_holds_it(system, monkeypatch, dispatcher):
+    orders = await system.orders_of(CUSTOMER)
+    chosen = await choose(monkeypatch, dispatcher, "耳机也想退", {"order_id": by_suffix(orders, "16").order_id})
+    assert chosen["order_id"] == by_suffix(orders, "12").order_id and chosen["return_items"] == ["i1"]
+    # at the item step of another order, too
+    inside = await choose(monkeypatch, dispatcher, "耳机", {"order_id": by_suffix(orders, "11").order_id,
+                                                          "requested_slot": "return_items"}, intent="inform")
+    assert inside["order_id"] == by_suffix(orders, "12").order_id
+    # an item of the current order at the item step is the usual answer
+    assert await choose(monkeypatch, dispatcher, "连衣裙", {"order_id": by_suffix(orders, "11").order_id,
+                                                          "requested_slot": "return_items"}, intent="inform") == {}
+
+
+async def test_not_this_order_switches_and_keeps_the_reason(system, monkeypatch, dispatcher):
+    orders = await system.orders_of(CUSTOMER)
+    current = by_suffix(orders, "11").order_id
+    chosen = await choose(monkeypatch, dispatcher, "不是这单", {"order_id": current, "requested_slot": "return_confirmed",
+                                                           "return_reason": "no_reason", "return_items": ["i1"]},
+                          intent="switch_order")
+    assert chosen["order_id"] is None and chosen["return_items"] is None and "return_reason" not in chosen
+    assert current not in chosen["order_choices"]
+    assert [m["response"] for m in dispatcher.messages] == ["utter_switch_order"]
+
+
+async def test_the_order_question_comes_with_order_cards_and_text_buttons(system, monkeypatch, dispatcher, domain):
+    t, customer_of = tracker("我要退货")
+    monkeypatch.setattr(returns, "customer_of", customer_of)
+    await returns.ActionAskOrderId().run(dispatcher, t, domain)
+    (message,) = dispatcher.messages
+    cards = message["custom"]["orders"]
+    assert message["custom"]["type"] == "order_cards"
+    assert [c["payload"] for c in cards] == [b["payload"] for b in message["buttons"]]
+    headphones = next(c for c in cards if c["order_id"].endswith("12"))
+    assert headphones["status_label"] == "已签收" and headphones["total"] == 998.0
+    assert headphones["items"][0] == {"name": "降噪蓝牙耳机", "sku": "SKU-40001", "price": 899.0, "quantity": 1}
+
+
+async def test_the_summary_shows_the_refund_amount(system, monkeypatch, dispatcher, domain):
+    order = by_suffix(await system.orders_of(CUSTOMER), "12")
+    slots = {"order_id": order.order_id, "return_items": ["i1"], "return_reason": "no_reason",
+             "condition_answers": {"complete": True, "not_activated": True}}
+    t, customer_of = tracker("x", slots=slots)
+    monkeypatch.setattr(returns, "customer_of", customer_of)
+    await returns.ActionAskReturnConfirmed().run(dispatcher, t, domain)
+    refund = dispatcher.messages[-1]["refund"]
+    assert "¥899.00" in refund and "寄回运费由您承担" in refund
+
+
+async def test_one_item_of_a_parcel_in_transit_says_the_whole_parcel_is_intercepted(system, monkeypatch, dispatcher, domain):
+    order = by_suffix(await system.orders_of(CUSTOMER), "16")
+    slots = {"order_id": order.order_id, "return_items": ["i2"], "return_reason": "no_reason"}
+    t, customer_of = tracker("x", slots=slots)
+    monkeypatch.setattr(returns, "customer_of", customer_of)
+    await returns.ActionAskReturnConfirmed().run(dispatcher, t, domain)
+    message = dispatcher.messages[-1]
+    assert message["response"] == "utter_ask_confirm_intercept"
+    assert message["chosen"] == "羊毛围巾" and message["others"] == "轻薄羽绒服" and "¥858.00" in message["refund"]
+
+
+def test_questions_are_told_from_requests():
+    assert returns.is_question("收到5天了能退吗") and returns.is_question("买了三天还可以退货吗？")
+    assert not returns.is_question("我要退货") and not returns.is_question("耳机也想退")
+    assert not returns.is_question("能帮我退一下吗") and not returns.is_question("/request_return")

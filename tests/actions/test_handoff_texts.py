@@ -1,0 +1,42 @@
+"""Pure helpers of actions/handoff.py: callback numbers, masking, ticket numbers, contact questions."""
+
+from __future__ import annotations
+
+import pytest
+
+from actions.handoff import asks_for_contact, callback_number, masked_phone, survey_answer, ticket_id_in
+
+
+@pytest.mark.parametrize("text, number", [
+    ("13812345678", "13812345678"),
+    ("我的电话是 138 1234 5678", "13812345678"),
+    ("打座机吧 021-64331234", "021-64331234"),
+    ("０５７１－８７６５４３２１", "0571-87654321"),  # typed with a full-width keyboard
+    ("１３８１２３４５６７８", "13812345678"),
+    ("订单号2026112012345678", None),
+    ("尾号5678", None),
+])
+def test_callback_numbers_are_read_from_mobiles_and_landlines(text, number):
+    assert callback_number(text) == number
+
+
+def test_numbers_are_masked_in_the_middle():
+    assert masked_phone("13812345678") == "138****5678"
+    assert masked_phone("021-64331234") == "021****1234"
+
+
+def test_ticket_numbers_are_read_with_or_without_words():
+    assert ticket_id_in("查一下工单 T2026120300001") == "T2026120300001"
+    assert ticket_id_in("t2026120300001") == "T2026120300001"
+    assert ticket_id_in("订单2026120300001234") is None
+
+
+def test_asking_for_the_phone_or_hours_is_a_question_not_a_request_for_a_person():
+    for text in ("客服电话多少", "你们的热线是多少？", "人工客服几点上班", "给我个人工客服电话 我打过去说"):
+        assert asks_for_contact(text), text
+    for text in ("转人工", "我要人工服务", "我的电话是13812345678"):
+        assert not asks_for_contact(text), text
+
+
+def test_the_survey_answer_is_read_from_json_or_text():
+    assert survey_answer(True) is True and survey_answer("false") is False and survey_answer(None) is None
