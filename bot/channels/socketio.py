@@ -11,12 +11,18 @@ flooding sender are limited before NLU runs (bot.channels.throttle).
 
 Conversations are `web:<session>`: the server issues the session, signed, in `session_confirm`, and
 resumes one only with its signature (bot.webchat.conversation_ids); the socket joins that room.
+
+The widget also says whether the shopper is there and typing (`presence` every 20 s, `user_typing`
+true/false): recorded in Redis for the agent console (`xb:presence:<conversation>`, TTL 45 s,
+deleted on disconnect; `xb:typing:<conversation>`, TTL 6 s) and published on `xb:presence`.
+Both name their conversation by the signed session, checked exactly as `session_request` does.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any, AsyncIterator, Callable, Dict, Optional, Text
 
 import socketio
@@ -32,6 +38,9 @@ from bot.redis_url import async_redis
 from bot.settings import Settings
 
 REDIS_CHANNEL = "xiaobao-socketio"
+PRESENCE_CHANNEL = "xb:presence"
+PRESENCE_TTL_S = 45
+TYPING_TTL_S = 6
 logger = logging.getLogger(__name__)
 
 
@@ -64,6 +73,48 @@ class JsonRedisManager(socketio.AsyncRedisManager):
                 yield message
             else:
                 logger.warning("dropped a message on %s that is not a JSON object", self.channel)
+
+
+class PresenceRecorder:
+    """The shopper's online and typing state, in Redis, as the console reads it (contract B).
+
+    Best effort: a state that cannot be recorded is logged and dropped, never an error to the widget.
+    """
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+
+    async def _record(self, conversation: str, online: bool, typing: bool, writes: Callable[[Any], None]) -> None:
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                writes(pipe)
+                pipe.publish(PRESENCE_CHANNEL, json.dumps({"conversation": conversation, "online": online,
+                                                           "typing": typing}, ensure_ascii=False))
+                await pipe.execute()
+        except (RedisError, OSError) as error:
+            logger.warning("shopper presence not recorded: %s", type(error).__name__)
+
+    async def seen(self, conversation: str, now: float) -> None:
+        try:
+            typing = bool(await self.redis.exists(f"xb:typing:{conversation}"))
+        except (RedisError, OSError):
+            typing = False
+        await self._record(conversation, True, typing, lambda pipe: pipe.set(
+            f"xb:presence:{conversation}", str(int(now)), ex=PRESENCE_TTL_S))
+
+    async def typing(self, conversation: str, typing: bool, now: float) -> None:
+        def writes(pipe: Any) -> None:
+            pipe.set(f"xb:presence:{conversation}", str(int(now)), ex=PRESENCE_TTL_S)
+            if typing:
+                pipe.set(f"xb:typing:{conversation}", "1", ex=TYPING_TTL_S)
+            else:
+                pipe.delete(f"xb:typing:{conversation}")
+
+        await self._record(conversation, True, typing, writes)
+
+    async def gone(self, conversation: str) -> None:
+        await self._record(conversation, False, False, lambda pipe: pipe.delete(
+            f"xb:presence:{conversation}", f"xb:typing:{conversation}"))
 
 
 class SocketIOPayloadOutput(SocketIOOutput):
@@ -134,6 +185,7 @@ class PoliteSocketIOInput(SocketIOInput):
         handle_message = handlers[self.user_message_evt]
         secret = session_secret(Settings.from_env())
         sio, namespace = self.sio, self.namespace or "/"
+        presence = PresenceRecorder(async_redis(self.redis_url)) if self.redis_url else None
 
         async def join(sid: Text, session: Text) -> Text:
             conversation = web_conversation(session)
@@ -150,8 +202,10 @@ class PoliteSocketIOInput(SocketIOInput):
             if session is None:
                 token = new_session(secret)
                 session = verify_session(token, secret)
-            await join(sid, session)
+            conversation = await join(sid, session)
             await sio.emit("session_confirm", token, room=sid, namespace=namespace)
+            if presence is not None:
+                await presence.seen(conversation, time.time())
 
         async def checked(sid: Text, data: Any) -> None:
             if not (isinstance(data, dict) and isinstance(data.get("message", ""), (str, type(None)))):
@@ -169,7 +223,30 @@ class PoliteSocketIOInput(SocketIOInput):
                 return
             await handle_message(sid, {**data, "session_id": conversation})
 
+        async def signed_conversation(sid: Text, data: Any) -> Optional[Text]:
+            # Every field is the client's: only a validly signed session names a conversation.
+            session = verify_session(data.get("session_id") if isinstance(data, dict) else None, secret)
+            return await join(sid, session) if session is not None else None
+
+        async def user_typing(sid: Text, data: Any) -> None:
+            conversation = await signed_conversation(sid, data)
+            if conversation is not None and presence is not None:
+                await presence.typing(conversation, data.get("typing") is True, time.time())
+
+        async def shopper_present(sid: Text, data: Any) -> None:
+            conversation = await signed_conversation(sid, data)
+            if conversation is not None and presence is not None:
+                await presence.seen(conversation, time.time())
+
+        async def disconnect(sid: Text, *args: Any) -> None:
+            conversation = (await sio.get_session(sid, namespace=namespace)).get("conversation")
+            if conversation is not None and presence is not None:
+                await presence.gone(conversation)
+
         handlers["session_request"] = session_request
+        handlers["user_typing"] = user_typing
+        handlers["presence"] = shopper_present
+        handlers["disconnect"] = disconnect
         handlers[self.user_message_evt] = checked
         self.sio.eio.max_http_buffer_size = min(self.sio.eio.max_http_buffer_size, Settings.from_env().max_body_bytes)
         return limit_body_size(blueprint)
