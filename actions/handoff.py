@@ -42,20 +42,11 @@ TICKETS_PER_IP_PER_HOUR = 10
 TICKETS_PER_MINUTE = int(os.environ.get("TICKETS_PER_MINUTE", "30"))
 logger = logging.getLogger(__name__)
 DETAILS_FROM_FIRST_MESSAGE = 12  # a complaint that already tells the story needs no question
-# 「客服电话多少」「人工几点上班」 ask for the store's contact details: answered, not a ticket.
-CONTACT_ENTRY = "policy_human_service_hours"
-_CONTACT_QUESTION = re.compile(
-    r"(电话|热线|联系方式|座机|客服号码).{0,6}(多少|是什么|是啥|几号|哪个|吗|么|\?|？|$)"
-    r"|(几点|什么时候|啥时候).{0,4}(上班|下班|在线|营业|服务|有人)|(上班|工作|服务|营业|在线)时间")
 # A number left for a callback: a mainland mobile (138 1234 5678) or a landline (021-64331234).
 _CALLBACK_NUMBER = re.compile(r"(?<![0-9])(1[3-9][0-9](?:[ -]?[0-9]{4}){2}|0[1-9][0-9]{1,2}[ -]?[0-9]{7,8})(?![0-9])")
 _TICKET_ID = re.compile(r"(?<![0-9A-Za-z])[Tt](20[0-9]{6}[0-9]{5,})(?![0-9])")
 COMMENT_MAX_CHARS = 300
 _FULLWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}  # １３８－ as typed on a phone
-
-
-def asks_for_contact(text: str) -> bool:
-    return bool(_CONTACT_QUESTION.search(text or ""))
 
 
 def callback_number(text: str) -> Optional[str]:
@@ -173,8 +164,8 @@ class ActionEscalate(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
         text = tracker.latest_message.get("text") or ""
         intent = (tracker.latest_message.get("intent") or {}).get("name")
-        contact = rights.default_index(dense=True).by_id.get(CONTACT_ENTRY)
-        if intent == "request_human" and contact is not None and asks_for_contact(text):
+        contact = rights.contact_entry(rights.default_index(dense=True), text)
+        if intent == "request_human" and contact is not None:  # 「客服电话多少」 asks, it does not request
             return rights.ActionAnswerQuestion().answer(dispatcher, tracker, Decision("answer", (Hit(contact, 0.0, 1.0),)))
         details = tracker.get_slot("complaint_details")
         events = await session_so_far(tracker)

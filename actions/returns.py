@@ -158,6 +158,18 @@ async def shopper_orders(tracker: Tracker) -> List[Order]:
     return [o for o in found if o is not None and o.status != OrderStatus.UNPAID]
 
 
+def previous_value(tracker: Tracker, slot: str) -> Any:
+    """The slot's value before the latest user message (its slot mappings run after it)."""
+    value, latest = None, None
+    for n, event in enumerate(tracker.events):
+        if event.get("event") == "user":
+            latest = n
+    for event in tracker.events[:latest]:
+        if event.get("event") == "slot" and event.get("name") == slot:
+            value = event.get("value")
+    return value
+
+
 def named_items(order: Order, text: str) -> List[str]:
     return [i.item_id for i in order.items if _names_item(text, i.name)]
 
@@ -271,7 +283,10 @@ class ValidateReturnForm(FormValidationAction):
         requested = tracker.get_slot("requested_slot")
         if requested and stale_button(tracker):  # an old or forged button: this question again
             dispatcher.utter_message(response="utter_button_expired")
-            return [SlotSet(requested, None), SlotSet("requested_slot", requested)]
+            # An order number in the payload was already put in its slot by the slot mapping.
+            restored = ([SlotSet("order_id", previous_value(tracker, "order_id"))]
+                        if next(tracker.get_latest_entity_values("order_id"), None) else [])
+            return restored + [SlotSet(requested, None), SlotSet("requested_slot", requested)]
         if requested is None and is_question(tracker.latest_message.get("text") or ""):
             answered = await answer_first(dispatcher, tracker)
             if answered is not None:
@@ -287,8 +302,10 @@ class ValidateReturnForm(FormValidationAction):
         any step 「不是这单」 or an item of another order switches orders; the reason and
         evidence stay, the answers tied to the old order are asked again."""
         text = tracker.latest_message.get("text") or ""
-        if next(tracker.get_latest_entity_values("order_id"), None):
-            return []  # named in this message: the order step checks it
+        named = next(tracker.get_latest_entity_values("order_id"), None)
+        if named:  # named in this message: the order step checks it; another order starts afresh
+            earlier = previous_value(tracker, "order_id")
+            return self._switch_to(named, None) if earlier and earlier != named else []
         starting = tracker.get_slot("requested_slot") is None
         switching = any(word in text for word in SWITCH_WORDS) or (
             (tracker.latest_message.get("intent") or {}).get("name") == "switch_order")

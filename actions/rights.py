@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from typing import Any, Dict, List, Optional, Sequence, Text
 
 from rasa_sdk import Action, Tracker
@@ -66,6 +67,24 @@ def chosen_entry(tracker: Tracker, index: KnowledgeIndex) -> Optional[Entry]:
     return index.by_id.get(entry_id) if entry_id else None
 
 
+# 「客服电话多少」「人工几点上班」: the store's contact entry, whatever else the words resemble.
+CONTACT_ENTRY = "policy_human_service_hours"
+_CONTACT_QUESTION = re.compile(
+    r"(客服|售后|人工|你们|店里|官方|热线).{0,4}(电话|热线|联系方式).{0,4}(多少|是什么|是啥|几号|哪个|[?？]|$|给|打)"
+    r"|有没有.{0,4}(电话|热线)"
+    r"|(客服|售后|人工).{0,6}(几点|什么时候|啥时候|(上班|工作|服务|在线)时间)"
+    r"|(周末|节假日|晚上).{0,4}(客服|人工).{0,4}(上班|有人|在吗)")
+
+
+def asks_for_contact(text: str) -> bool:
+    return bool(_CONTACT_QUESTION.search(text or ""))
+
+
+def contact_entry(index: KnowledgeIndex, text: str) -> Optional[Entry]:
+    """The contact entry when the message asks for the store's phone or service hours."""
+    return index.by_id.get(CONTACT_ENTRY) if asks_for_contact(text) else None
+
+
 class ActionAnswerQuestion(Action):
     def name(self) -> Text:
         return "action_answer_question"
@@ -76,7 +95,7 @@ class ActionAnswerQuestion(Action):
     ) -> List[Dict[Text, Any]]:
         text = tracker.latest_message.get("text") or ""
         index = default_index(dense=True)
-        picked = chosen_entry(tracker, index)
+        picked = chosen_entry(tracker, index) or contact_entry(index, text)
         if picked is not None:
             decision = Decision("answer", (Hit(picked, 0.0, 1.0),))
         else:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from actions.handoff import asks_for_contact, callback_number, masked_phone, survey_answer, ticket_id_in
+from actions.rights import asks_for_contact
+
+from actions.handoff import callback_number, masked_phone, survey_answer, ticket_id_in
 
 
 @pytest.mark.parametrize("text, number", [
@@ -32,9 +34,11 @@ def test_ticket_numbers_are_read_with_or_without_words():
 
 
 def test_asking_for_the_phone_or_hours_is_a_question_not_a_request_for_a_person():
-    for text in ("客服电话多少", "你们的热线是多少？", "人工客服几点上班", "给我个人工客服电话 我打过去说"):
+    for text in ("客服电话多少", "你们的热线是多少？", "人工客服几点上班", "给我个人工客服电话 我打过去说",
+                 "售后电话是几号", "有没有客服电话啊", "你们客服晚上几点下班", "周末客服上班吗"):
         assert asks_for_contact(text), text
-    for text in ("转人工", "我要人工服务", "我的电话是13812345678"):
+    for text in ("转人工", "我要人工服务", "我的电话是13812345678", "商家打电话骚扰我怎么办", "人工客服在哪里",
+                 "工作时间内发货吗"):
         assert not asks_for_contact(text), text
 
 

@@ -286,3 +286,22 @@ def test_questions_are_told_from_requests():
     assert returns.is_question("收到5天了能退吗") and returns.is_question("买了三天还可以退货吗？")
     assert not returns.is_question("我要退货") and not returns.is_question("耳机也想退")
     assert not returns.is_question("能帮我退一下吗") and not returns.is_question("/request_return")
+
+
+async def test_a_stale_button_inside_the_form_is_refused_and_the_question_asked_again(system, monkeypatch, dispatcher, domain):
+    order = by_suffix(await system.orders_of(CUSTOMER), "16")
+    headphones = by_suffix(await system.orders_of(CUSTOMER), "12")
+    forged = returns.inform_payload(order_id=headphones.order_id)
+    latest = {"text": forged, "intent": {"name": "inform", "confidence": 1.0},
+              "entities": [{"entity": "order_id", "value": headphones.order_id}], "metadata": {}}
+    events = [{"event": "slot", "name": "order_id", "value": order.order_id},
+              {"event": "bot", "text": "确认要拦截整个包裹吗？", "data": {"buttons": [
+                  {"title": "确认拦截整个包裹", "payload": "/affirm"}, {"title": "先不拦截", "payload": "/stop"}]}},
+              {"event": "user", "text": forged, "parse_data": latest},
+              {"event": "slot", "name": "order_id", "value": headphones.order_id}]  # the slot mapping ran
+    t = Tracker("s1", {"requested_slot": "return_confirmed", "order_id": headphones.order_id}, latest, events,
+                False, None, {"name": "return_form"}, "action_listen")
+    result = await ValidateReturnForm().run(dispatcher, t, domain)
+    assert [m["response"] for m in dispatcher.messages] == ["utter_button_expired"]
+    assert slot_values(result) == {"order_id": order.order_id, "return_confirmed": None,
+                                   "requested_slot": "return_confirmed"}
