@@ -72,11 +72,15 @@ async def test_the_agent_reads_what_the_shopper_saw_and_tapped(agent_env):  # no
 
     env = agent_env
     ticket = env["ticket"]
+    await env["services"].tickets.set_callback(ticket.id, "13912345678")
     async with async_playwright() as playwright:
         browser = await launch(playwright)
         try:
             page = await open_console(browser, env)
+            await expect(page.locator(f'#waiting [data-ticket-id="{ticket.id}"] .callback')).to_have_text(
+                "回电号码：13912345678", timeout=15000)
             await page.goto(f"{base_url(env)}/tickets/{ticket.id}")
+            await expect(page.locator("#callback")).to_have_text("回电号码：13912345678", timeout=15000)
             transcript = page.locator("#transcript")
             await expect(transcript).to_contain_text("耳机坏了，看图", timeout=15000)
             # The tap reads as the button's title, never its payload.
@@ -111,7 +115,7 @@ async def test_the_agent_reads_what_the_shopper_saw_and_tapped(agent_env):  # no
             assert await axe_serious(page) == []
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             await page.evaluate("() => document.activeElement.blur()")
-            await page.screenshot(path=str(SCREENSHOT), clip={"x": 0, "y": 0, "width": 1280, "height": 620})
+            await page.screenshot(path=str(SCREENSHOT), clip={"x": 0, "y": 0, "width": 1280, "height": 700})
         finally:
             await browser.close()
 
