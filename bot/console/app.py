@@ -1318,9 +1318,11 @@ async def notify_overdue(services: Services) -> int:
             continue  # another replica told them, or an agent claimed the ticket meanwhile
         position = await services.tickets.position(ticket.id) or 1
         text = console_texts()["sla_missed"].format(ticket_id=ticket.id, position=position)
+        status = {"type": "handoff_status", "state": "queued", "ticket_id": ticket.id, "position": position,
+                  "eta_min": position * 3}  # the widget's 排队中（第N位）: the real place, 3 minutes a ticket
         try:
             await services.rasa.resume(ticket.sender_id)
-            await services.rasa.send_bot_message(ticket.sender_id, text, metadata={"sent_by": "system"})
+            await services.rasa.send_bot_message(ticket.sender_id, text, metadata={"sent_by": "system"}, custom=status)
         except Exception:
             await services.tickets.unmark_sla_notified(ticket.id)  # not told: a replica tries again
             raise
