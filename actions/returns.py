@@ -34,7 +34,7 @@ from bot.paths import KNOWLEDGE_DIR
 
 FORM = "return_form"
 RETURN_SLOTS = ("return_items", "return_reason", "return_evidence", "goods_condition",
-                "condition_answers", "return_confirmed", "phone_last4", "form_failures")
+                "condition_answers", "return_confirmed", "phone_last4", "form_failures", "order_choices")
 # A step that fails twice (unknown order, wrong phone digits, unusable evidence) hands over to a person.
 MAX_FORM_FAILURES = 2
 EVIDENCE_MIN_CHARS = 4
