@@ -524,12 +524,31 @@ async def auth_and_csrf(request: web.Request, handler):
     return await handler(request)
 
 
+# aiohttp's own error bodies ("404: Not Found") are English: people get these instead.
+STATUS_TEXTS = {400: "请求格式不正确", 404: "找不到这个页面", 405: "不支持这种请求方式", 413: "内容太大"}
+
+
+def chinese_error(request: web.Request, error: web.HTTPException) -> Optional[web.Response]:
+    """The Chinese stand-in for an error aiohttp raised with its default English body, if any."""
+    if error.status not in STATUS_TEXTS or error.text != f"{error.status}: {error.reason}":
+        return None
+    message = STATUS_TEXTS[error.status]
+    if request.path.startswith(("/api/", "/ws")):
+        return json_error(error.status, message)
+    return web.Response(status=error.status, content_type="text/html", text=(
+        f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>{message}</title></head>'
+        f'<body><main><h1>{message}</h1><p><a href="/">返回队列</a></p></main></body></html>'))
+
+
 @web.middleware
 async def errors(request: web.Request, handler):
     try:
         return await handler(request)
-    except web.HTTPException:
-        raise
+    except web.HTTPException as error:
+        replacement = chinese_error(request, error)
+        if replacement is None:
+            raise
+        return replacement
     except TicketError as error:  # e.g. a ticket claimed or resolved by someone else meanwhile
         logger.info("ticket transition refused: %s", error)
         return json_error(409, "工单状态已变化（可能已被其他客服接入、转交或解决），请刷新后再试")

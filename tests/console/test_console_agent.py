@@ -373,3 +373,15 @@ async def test_the_callback_number_is_in_the_ticket_view(agent_env):
     assert view["ticket"]["callback"] == "13912345678"
     queue = await (await env["client"].get("/api/queue")).json()
     assert [t["callback"] for t in queue["waiting"] if t["id"] == env["ticket"].id] == ["13912345678"]
+
+
+async def test_errors_aiohttp_raises_itself_are_in_chinese(agent_env):
+    env = agent_env
+    client = env["client"]
+    await logged_in(env)
+    page = await client.get("/no-such-page")
+    assert page.status == 404 and "找不到这个页面" in await page.text() and "Not Found" not in await page.text()
+    api = await client.get("/api/no-such-thing")
+    assert api.status == 404 and (await api.json())["error"] == "找不到这个页面"
+    wrong_method = await client.get("/logout")
+    assert wrong_method.status == 405 and "Method" not in await wrong_method.text()
