@@ -11,6 +11,7 @@ real Redis; no trained model is needed.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import uuid
 from pathlib import Path
@@ -147,6 +148,16 @@ async def test_new_tickets_ring_retitle_the_tab_and_notify_the_desktop(agent_env
             assert [n[0] for n in notes] == [f"新工单 {fresh.id}"] and "商家不给退款" in notes[0][1]
             await page.locator("main").click()  # the agent looked: the count goes
             await expect(page).to_have_title("小保 · 客服工作台")
+
+            # The ticket's response time runs out while nobody has claimed it: the same alarm.
+            redis, key = env["services"].redis, f"xb:handoff:ticket:{fresh.id}"
+            doc = json.loads(await redis.hget(key, "doc"))
+            doc["sla_due"] = (dt.datetime.fromisoformat(doc["sla_due"]) - dt.timedelta(days=1)).isoformat()
+            await redis.hset(key, "doc", json.dumps(doc, ensure_ascii=False))
+            await env["services"].tickets.add_note(fresh.id, env["alice"], "催一下")  # the queue is pushed again
+            await expect(page).to_have_title("(1) 新工单 · 小保客服台", timeout=15000)
+            assert [n[0] for n in await page.evaluate("window.__notes")][-1] == f"工单超时未接入 {fresh.id}"
+            await page.locator("main").click()
 
             # Logout: a visible button in the nav; afterwards the console needs a login again.
             await page.get_by_role("button", name="退出登录").click()
