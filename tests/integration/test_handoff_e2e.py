@@ -51,6 +51,17 @@ class ShopperSocket:
             time.sleep(0.1)
         raise AssertionError(f"shopper never got it; received: {[m.get('text') for m in self.received]}")
 
+    def wait_for_custom(self, kind: str, timeout: float = 30):
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [m for m in list(self.received) if (m.get("custom") or {}).get("type") == kind]
+            if found:
+                return found[-1]
+            time.sleep(0.1)
+        raise AssertionError(f"shopper never got a {kind} payload; received: {self.received}")
+
     def close(self) -> None:
         self._run(self.client.disconnect())
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -80,6 +91,7 @@ def test_shopper_escalates_agent_replies_and_hands_back(stack, console):
             expect(page.locator("#transcript")).to_contain_text("转人工", timeout=15000)
             page.get_by_role("button", name="接入").click()
             expect(page.locator("#status")).to_have_text("已完成")
+            shopper.wait_for(lambda t: t == f"客服「{agent}」已接入，正在为您处理")  # no display name: the login
             page.get_by_label("回复顾客").fill("您好，我是客服小王，马上帮您处理")
             page.get_by_role("button", name="发送").click()
             shopper.wait_for(lambda t: "我是客服小王" in t)
@@ -89,8 +101,12 @@ def test_shopper_escalates_agent_replies_and_hands_back(stack, console):
 
             page.get_by_role("button", name="解决并交还小保").click()
             expect(page.locator("#status")).to_have_text("已完成")
-            shopper.wait_for(lambda t: matches_response(t, "utter_handback_closing"))
-            shopper.wait_for(lambda t: matches_response(t, "utter_ask_rating"))
+            shopper.wait_for(lambda t: t == "本次人工服务已结束，小保会继续为您服务。")
+            # Then the survey (contract A), and not the old rating buttons as well.
+            shopper.wait_for_custom("survey")
+            states = [m["custom"]["state"] for m in shopper.received if (m.get("custom") or {}).get("type") == "handoff_status"]
+            assert [s for s in states if s != "queued"] == ["claimed", "ended"]
+            assert not [m for m in shopper.received if matches_response(m.get("text") or "", "utter_ask_rating")]
             browser.close()
 
         shopper.say('/rate{"csat": 5}')

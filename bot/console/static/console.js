@@ -210,7 +210,11 @@
       el("div", "类别：" + t.category_label + " · 优先级：" + label(t.priority, t.priority_label)),
       el("div", "顾客：" + (t.customer || "未登录") + " · 渠道：" + (t.channel_label || t.channel)),
       el("div", "订单：" + (t.order_id || "无")),
-      el("div", "摘要：" + t.summary));
+      el("div", "摘要：" + t.summary),
+      ...(t.rating != null || t.survey_comment ? [el("div", "顾客评价：" + [
+        t.rating != null ? t.rating + "分" : "",
+        t.survey_resolved === true || t.survey_resolved === "true" ? "问题已解决" : t.survey_resolved === false || t.survey_resolved === "false" ? "问题未解决" : "",
+        t.survey_comment ? "留言：" + t.survey_comment : ""].filter(Boolean).join("，"))] : []));
     document.getElementById("notes").replaceChildren(...(t.notes.length ? t.notes.map((n) => el("div", (n.agent_name || n.agent) + "：" + n.text)) : [el("p", "无")]));
     const digest = JSON.stringify(view.orders);
     if (digest !== ordersDigest) {  // a half-filled return form survives transcript updates
@@ -227,9 +231,11 @@
   function renderPresence(message) {
     const box = document.getElementById("presence");
     if (!box) return;
+    const channel = lastConversation && lastConversation.ticket.channel;
     box.className = "presence" + (message.online ? " online" : "");
     document.getElementById("presence-text").textContent =
-      message.typing ? "顾客正在输入…" : message.online ? "顾客在线" : "顾客已离开聊天页面";
+      message.typing ? "顾客正在输入…" : message.online ? "顾客在线" :
+      channel && channel !== "socketio" ? "该渠道不显示顾客是否在线" : "顾客已离开聊天页面";
   }
 
   // The agent opens a return for the shopper on one of their orders (the server applies the same
