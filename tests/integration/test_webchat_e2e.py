@@ -44,8 +44,8 @@ def test_greet_ask_expand_a_citation_start_a_return_and_reload(stack, demo, cons
         expect(chat.locator(".xb-bubble", has_text="请选择要办理的订单")).to_be_visible(timeout=30000)
         expect(chat.locator(".xb-buttons button").first).to_be_visible()
 
-        page.reload()
-        page.get_by_role("button", name="在线客服").click()
+        page.reload()  # the chat the shopper was in reopens by itself
+        expect(page.get_by_role("dialog", name="小保 · 智能客服")).to_be_visible(timeout=15000)
         expect(page.locator(".xb-log")).to_contain_text("七天内能不能退", timeout=15000)
         expect(page.locator(".xb-log")).to_contain_text("请选择要办理的订单")
         browser.close()

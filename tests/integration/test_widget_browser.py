@@ -129,7 +129,7 @@ async def test_waiting_for_a_person_shows_the_queue_the_agent_and_the_end(stack,
         assert await redis.exists(f"xb:presence:{conversation}")
         await chat.get_by_label("输入您的问题").fill("")
     finally:
-        await redis.aclose()
+        await redis.close()
 
     await say(chat, "转人工")
     await expect(chat.locator(".xb-log")).to_contain_text("工单", timeout=30000)

@@ -132,9 +132,10 @@
   }
 
   // Only the newest choices can be tapped: older ones stay visible, greyed out, so a menu never
-  // comes back without its options and a stale 「确认提交」 is never sent again.
+  // comes back without its options and a stale 「确认提交」 is never sent again. The widget's own
+  // home menu (.xb-menu) asks nothing and stays live.
   function retireChoices() {
-    for (const node of log.querySelectorAll(".xb-choice:not(.xb-stale)")) node.classList.add("xb-stale");
+    for (const node of log.querySelectorAll(".xb-choice:not(.xb-stale):not(.xb-menu)")) node.classList.add("xb-stale");
     applyLock();
   }
   function applyLock() {
@@ -151,11 +152,11 @@
     input.focus();  // the tapped button is disabled: focus stays in the panel, so Esc still closes
     if (option.local === "rights") return localBot(T.rightsIntro, home.rights);
     if (option.local === "ticket") return askTicket();
-    say(option.payload, option.shown || option.title);
+    say(option.payload, option.title);
   }
 
-  function buttonBox(buttons) {
-    const box = el("div", { class: "xb-buttons xb-choice" });
+  function buttonBox(buttons, menu) {
+    const box = el("div", { class: "xb-buttons xb-choice" + (menu ? " xb-menu" : "") });
     for (const b of buttons) {
       const button = el("button", { type: "button" }, b.title);
       button.onclick = () => { button.classList.add("xb-chosen"); choose(b); };
@@ -192,9 +193,8 @@
     function toggleRow(label, options, key) {
       const row = el("div", { class: "xb-survey-row", role: "group", "aria-label": label });
       row.appendChild(el("span", { class: "xb-survey-label" }, label));
-      for (const [title, value, name] of options) {
+      for (const [title, value] of options) {
         const button = el("button", { type: "button", "aria-pressed": "false" }, title);
-        if (name) button.setAttribute("aria-label", name);
         button.onclick = () => {
           answer[key] = value;
           for (const other of row.querySelectorAll("button")) other.setAttribute("aria-pressed", String(other === button));
@@ -212,7 +212,7 @@
       box.replaceChildren(el("div", { class: "xb-note" }, T.thanks));
     };
     box.append(toggleRow(T.survey, [[T.yes, true], [T.no, false]], "resolved"),
-      toggleRow(T.stars, [1, 2, 3, 4, 5].map((n) => ["★".repeat(n), n, T.star(n)]), "csat"), comment, submit);
+      toggleRow(T.stars, [1, 2, 3, 4, 5].map((n) => [T.star(n), n]), "csat"), comment, submit);
     return box;
   }
 
@@ -258,7 +258,9 @@
   }
 
   function localBot(text, buttons) {
-    const row = addMessage({ from: "bot", text: text, buttons: buttons });
+    const row = addMessage({ from: "bot", text: text });
+    if (buttons && buttons.length) row.appendChild(buttonBox(buttons, true));
+    applyLock();
     scrollToEnd();
     return row;
   }
@@ -269,7 +271,7 @@
     row.appendChild(guess);
     const fill = () => {
       if (!home.popular.length || guess.childElementCount) return;
-      guess.append(el("div", { class: "xb-guess-title" }, T.guess), buttonBox(home.popular.map((q) => ({ ...q, shown: q.title }))));
+      guess.append(el("div", { class: "xb-guess-title" }, T.guess), buttonBox(home.popular, true));
       applyLock();
     };
     homeReady.then(fill);
@@ -299,7 +301,7 @@
 
   let botTimer = 0;
   let agentTimer = 0;
-  function personAnswers() { return handoff && (handoff.state === "queued" || handoff.state === "claimed"); }
+  function personAnswers() { return Boolean(handoff) && (handoff.state === "queued" || handoff.state === "claimed"); }
   function showTyping() {
     typing.textContent = agentTimer ? T.agentTyping(typing.dataset.agent) : botTimer ? T.typing : "";
   }
