@@ -683,12 +683,17 @@ async def api_queue(request: web.Request) -> web.Response:
 async def conversation(services: Services, ticket: Ticket, settings: Settings) -> Dict[str, Any]:
     transcript = transcript_from_tracker(await services.rasa.tracker(ticket.sender_id), ticket.id)
     orders, returns = [], []
-    if ticket.customer:
-        try:
+    try:
+        if ticket.customer:
             orders = [order_view(to_dict(o)) for o in await services.orders.orders_of(ticket.customer)]
             returns = [return_view(to_dict(r)) for r in await services.orders.returns_of(ticket.customer)]
-        except OrderSystemError:
-            logger.warning("order system unavailable for ticket %s", ticket.id)
+        elif ticket.order_id:  # a guest: the order the bot verified for the ticket
+            order = await services.orders.order(ticket.order_id)
+            orders = [order_view(to_dict(order))] if order is not None else []
+            returns = [return_view(to_dict(r)) for r in await services.orders.returns_of(order.customer_id)
+                       if r.order_id == ticket.order_id] if order is not None else []
+    except OrderSystemError:
+        logger.warning("order system unavailable for ticket %s", ticket.id)
     displays = await services.agents.display_names()
     refunds = [{**r, "agent_name": displays.get(str(r.get("agent")), r.get("agent"))}
                for r in await refunds_of(services.redis, ticket.id)]
@@ -894,8 +899,10 @@ async def api_open_return(request: web.Request) -> web.Response:
         raise bad_request("请选择售后类型（退货、换货或仅退款）")
     if reason not in ReturnReason.ALL:
         raise bad_request("请选择售后原因")
-    order = await services.orders.order(str(body.get("order_id", ""))) if ticket.customer else None
-    if order is None or order.customer_id != ticket.customer:
+    order = await services.orders.order(str(body.get("order_id", "")))
+    # The shopper's own orders; a guest's, only the order the bot verified for the ticket.
+    if order is None or not ((ticket.customer and order.customer_id == ticket.customer)
+                             or (ticket.order_id and order.order_id == ticket.order_id)):
         return json_error(404, "找不到该顾客的这个订单")
     item_ids = body.get("item_ids")
     if not isinstance(item_ids, list) or not item_ids or any(order.item(str(i)) is None for i in item_ids):

@@ -273,6 +273,18 @@ async def test_an_agent_opens_a_return_under_the_bots_rules(agent_env):
                                               "kind": "refund_only", "reason": "other"}, headers=headers)
     assert intercept.status == 200 and (await intercept.json())["return"]["kind"] == "intercept"
 
+    # A guest's ticket: only the order the bot verified for it.
+    guest_order, other_order = delivered_order(f"c{uuid.uuid4().hex[:8]}"), delivered_order(f"c{uuid.uuid4().hex[:8]}")
+    await env["services"].orders.save_orders([guest_order, other_order])
+    guest, _ = await env["services"].tickets.create(f"web:{uuid.uuid4().hex}", "human_request", "normal", "socketio",
+                                                    "游客退货", order_id=guest_order.order_id)
+    await client.post(f"/api/tickets/{guest.id}/claim", headers=headers)
+    guest_path = f"/api/tickets/{guest.id}/returns"
+    assert (await client.post(guest_path, json={**body, "order_id": other_order.order_id, "intact": True},
+                              headers=headers)).status == 404
+    assert (await client.post(guest_path, json={**body, "order_id": guest_order.order_id, "intact": True},
+                              headers=headers)).status == 200
+
     stranger = delivered_order(f"c{uuid.uuid4().hex[:8]}")
     await env["services"].orders.save_orders([stranger])
     for bad, status in (({**body, "order_id": stranger.order_id}, 404), ({**body, "item_ids": ["i9"]}, 400),
