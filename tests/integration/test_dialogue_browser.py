@@ -70,7 +70,8 @@ class Chat:
         return cls(page, chat)
 
     def bot_texts(self):
-        return self.chat.locator(".xb-bot .xb-bubble")
+        """The bot's messages, each with its buttons' titles."""
+        return self.chat.locator(".xb-bot")
 
     async def _after(self, act, expect_text=None):
         """Runs `act` and returns the text of every bot bubble that appeared after it."""
@@ -204,7 +205,7 @@ async def make_overdue(redis_url, ticket_id):
         past = (dt.datetime.now(SHANGHAI) - dt.timedelta(minutes=1)).isoformat()
         await client.hset(key, "doc", json.dumps({**doc, "sla_due": past}, ensure_ascii=False))
     finally:
-        await client.aclose()
+        await client.aclose() if hasattr(client, "aclose") else await client.close()
 
 
 async def ticket(redis_url, ticket_id):
