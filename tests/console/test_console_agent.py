@@ -9,6 +9,7 @@ import asyncio
 import datetime as dt
 import io
 import json
+import time
 import uuid
 
 import pytest
@@ -83,19 +84,27 @@ async def agent_env(redis_url, aiohttp_server, aiohttp_client, tmp_path):
     delivered, shipped = delivered_order(customer), shipped_order(customer)
     await services.orders.save_orders([delivered, shipped])
     sender = f"web:{uuid.uuid4().hex}"
+    t0 = time.time() - 600  # ten minutes ago
     rasa.events[sender] = [
-        {"event": "user", "text": "耳机坏了，看图", "timestamp": 1.0,
+        {"event": "user", "text": "耳机坏了，看图", "timestamp": t0 + 40,
          "metadata": {"attachments": [f"http://127.0.0.1:8000/uploads/{photo}"]}},
-        {"event": "bot", "text": "确认提交这个退货申请吗？", "timestamp": 2.0,
+        {"event": "bot", "text": "确认提交这个退货申请吗？", "timestamp": t0 + 80,
          "data": {"buttons": [{"title": "确认提交", "payload": "/affirm"}, {"title": "算了", "payload": "/deny"}]}},
-        {"event": "user", "text": "/affirm", "timestamp": 3.0},
-        {"event": "bot", "text": "您的订单：", "timestamp": 4.0,
+        {"event": "user", "text": "/affirm", "timestamp": t0 + 120},
+        {"event": "bot", "text": "您的订单：", "timestamp": t0 + 160,
          "data": {"custom": {"type": "order_cards", "orders": [
              {"order_id": delivered.order_id, "status": "delivered", "status_label": "已签收", "total": 998.0,
               "items": [{"name": "降噪蓝牙耳机"}], "payload": "/inform{}"}]}}},
-        {"event": "bot", "text": "依法可以七天无理由退货。", "timestamp": 5.0,
+        {"event": "bot", "text": "依法可以七天无理由退货。", "timestamp": t0 + 200,
          "data": {"custom": {"type": "rights_answer", "citations": [{"law": "中华人民共和国消费者权益保护法", "article": 25}]}}},
     ]
+    handoff = [  # what the shopper saw around an earlier handoff
+        {"event": "bot", "text": "正在为您转接人工客服", "timestamp": t0 + 240,
+         "data": {"custom": {"type": "handoff_status", "state": "queued", "ticket_id": "T1", "position": 2, "eta_min": 6}}},
+        {"event": "bot", "text": "请评价", "timestamp": t0 + 280, "data": {"custom": {"type": "survey", "ticket_id": "T1"}}},
+        {"event": "user", "text": '/rate{"csat": 4, "resolved": true, "comment": "挺快"}', "timestamp": t0 + 320},
+    ]
+    rasa.events[f"{sender}-earlier"] = handoff
     ticket, _ = await services.tickets.create(sender, "complaint", "normal", "socketio", f"耳机坏了 {customer}",
                                               customer=customer, order_id=delivered.order_id)
     return {"client": client, "app": app, "services": services, "rasa": rasa, "alice": alice, "bob": bob,
@@ -128,6 +137,13 @@ async def test_the_transcript_shows_titles_options_cards_photos_and_citations(ag
     assert cards["custom_line"].startswith("展示了订单卡片：订单 " + env["delivered"].order_id)
     assert "已签收" in cards["custom_line"] and "降噪蓝牙耳机" in cards["custom_line"]
     assert answer["citations"] == ["《中华人民共和国消费者权益保护法》第25条"]
+
+    earlier, _ = await env["services"].tickets.create(f"{env['sender']}-earlier", "complaint", "normal", "socketio", "早先")
+    view = await (await env["client"].get(f"/api/tickets/{earlier.id}")).json()
+    queued, survey, rated = view["transcript"]
+    assert queued["custom_line"] == "人工服务状态：排队中（第2位，预计约6分钟）"
+    assert survey["custom_line"] == "请顾客评价本次服务（问题是否解决、1–5分、留言）"
+    assert rated["tap"] is True and rated["text"] == "问题已解决，评分：4分，评价：挺快"
 
 
 async def test_transcript_photos_for_logged_in_agents_only_by_ticket_and_index(agent_env):

@@ -51,7 +51,8 @@ def base_url(env) -> str:
 
 
 async def open_console(browser, env, name=None, spy=False):
-    context = await browser.new_context(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
+    context = await browser.new_context(viewport={"width": 1280, "height": 900}, device_scale_factor=1,
+                                        locale="zh-CN", timezone_id="Asia/Shanghai")
     if spy:
         await context.add_init_script(NOTIFICATION_SPY)
     page = await context.new_page()

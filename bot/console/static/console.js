@@ -171,7 +171,8 @@
 
   function turnRow(turn) {
     const row = el("div", null, "turn " + turn.from);
-    row.append(el("div", who(turn), "who"));
+    const at = turn.at ? new Date(turn.at * 1000).toLocaleTimeString("zh-CN", { hour: "2-digit", minute: "2-digit" }) : "";
+    row.append(el("div", who(turn) + (at ? " · " + at : ""), "who"));
     if (turn.text) {
       const bubble = el("div", null, "bubble");
       if (turn.tap) bubble.append(el("span", "点选", "tap-mark"));
