@@ -28,8 +28,8 @@ def test_complaint_intake_then_a_person_and_the_bot_falls_silent(stack):
     assert matches_response(ask_details["text"], "utter_ask_complaint_details")
     (ask_outcome,) = stack.send(sender, "买的耳机一个月就坏了，客服一直不回复")
     assert [b["title"] for b in ask_outcome["buttons"]][:2] == ["退款", "换货"]
-    (queued,) = stack.send(sender, "退款")
-    assert "工单号" in queued["text"]
+    queued, status = stack.send(sender, "退款")  # the text, then the widget's handoff_status
+    assert "工单号" in queued["text"] and status["custom"]["type"] == "handoff_status"
     ticket = ticket_for(stack.redis_url, sender)
     assert ticket.category == "complaint" and "耳机一个月就坏了" in ticket.summary and "诉求：退款" in ticket.summary
     assert [t["text"] for t in ticket.evidence["transcript"] if t["from"] == "user"][:2] == ["我要投诉你们", "买的耳机一个月就坏了，客服一直不回复"]
@@ -40,7 +40,7 @@ def test_complaint_intake_then_a_person_and_the_bot_falls_silent(stack):
 
 def test_safety_incident_goes_straight_to_a_person_as_urgent(stack):
     sender = new_sender()
-    *_sorry, reply = stack.send(sender, "孩子把玩具上的小零件误吞了，现在很难受")
+    *_sorry, reply, _status = stack.send(sender, "孩子把玩具上的小零件误吞了，现在很难受")
     ticket = ticket_for(stack.redis_url, sender)
     assert ticket.priority == "urgent" and ticket.category == "safety"
     assert matches_response(reply["text"], "utter_handoff_urgent", ticket_id=ticket.id)
@@ -49,7 +49,7 @@ def test_safety_incident_goes_straight_to_a_person_as_urgent(stack):
 def test_skipping_the_intake_straight_to_a_person(stack):
     sender = new_sender()
     stack.send(sender, "我要投诉")
-    (queued,) = stack.send(sender, "/request_human")
+    queued, _status = stack.send(sender, "/request_human")
     assert "工单号" in queued["text"]
 
 

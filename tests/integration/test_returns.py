@@ -181,6 +181,6 @@ def test_a_form_step_failing_twice_hands_over_to_a_person(stack):
     shopper.say("我要退货")
     assert matches_response(shopper.texts("订单号2099010100000000")[0], "utter_order_not_found")
     texts = shopper.texts("订单号2099010100000001")
-    assert matches_response(texts[0], "utter_form_handover") and "工单号" in texts[-1]
+    assert matches_response(texts[0], "utter_form_handover") and any("工单号" in t for t in texts)
     ticket = asyncio.run(stored_open_ticket(stack.redis_url, sender=shopper.sender))
     assert ticket.category == "bot_failed"
