@@ -117,20 +117,6 @@ async def test_waiting_for_a_person_shows_the_queue_the_agent_and_the_end(stack,
     await expect(typing).to_have_text("")  # the reply came: nothing is pending
     conversation = await conversation_of(page)
 
-    # The widget says who is there and typing (contract B): the console reads it from Redis.
-    redis = aioredis.Redis.from_url(stack.redis_url, decode_responses=True)
-    try:
-        await chat.get_by_label("输入您的问题").press_sequentially("我想")
-        for _ in range(50):
-            if await redis.get(f"xb:typing:{conversation}") == "1":
-                break
-            await page.wait_for_timeout(100)
-        assert await redis.get(f"xb:typing:{conversation}") == "1"
-        assert await redis.exists(f"xb:presence:{conversation}")
-        await chat.get_by_label("输入您的问题").fill("")
-    finally:
-        await redis.close()
-
     await say(chat, "转人工")
     await expect(chat.locator(".xb-log")).to_contain_text("工单", timeout=30000)
     await inject(stack, conversation, {"text": "还有别的问题吗？", "buttons": [
@@ -170,6 +156,20 @@ async def test_waiting_for_a_person_shows_the_queue_the_agent_and_the_end(stack,
     await page.reload()
     await expect(page.get_by_role("status")).to_contain_text("已结束", timeout=15000)
     await expect(page.locator(".xb-log")).to_contain_text("问题已解决，评分：4分")
+
+    # The widget says who is there and typing (contract B): the console reads it from Redis.
+    redis = aioredis.Redis.from_url(stack.redis_url, decode_responses=True)
+    try:
+        await page.get_by_label("输入您的问题").press_sequentially("我想")
+        for _ in range(50):
+            if await redis.get(f"xb:typing:{conversation}") == "1":
+                break
+            await page.wait_for_timeout(100)
+        assert await redis.get(f"xb:typing:{conversation}") == "1"
+        assert await redis.exists(f"xb:presence:{conversation}")
+        await page.get_by_label("输入您的问题").fill("")
+    finally:
+        await redis.close()
 
 
 @needs_chromium
@@ -215,18 +215,17 @@ async def test_a_reload_restores_taps_photos_cards_live_buttons_and_the_scroll_p
             "items": [{"name": i["name"], "sku": i.get("sku"), "price": i["price"], "quantity": i["quantity"]}
                       for i in order["items"]],
             "payload": "/inform" + json.dumps({"order_id": order["order_id"]})}
-    await inject(stack, conversation, {"text": "请选择要查询的订单", "custom": {"type": "order_cards", "orders": [card]}})
-    tapped = chat.get_by_role("button", name=re.compile("订单 " + order["order_id"]))
-    await tapped.click()
-    await expect(chat.locator(".xb-user .xb-bubble").last).to_have_text("订单 " + order["order_id"])
+    await inject(stack, conversation, {"text": "您要办理哪一单？", "buttons": [
+        {"title": "碎花连衣裙那单", "payload": card["payload"]}, {"title": "都不是", "payload": "/deny"}]})
+    await chat.get_by_role("button", name="碎花连衣裙那单").click()
+    await expect(chat.locator(".xb-user .xb-bubble").last).to_have_text("碎花连衣裙那单")
 
-    photo = tmp_path / "broken.png"
+    photo = tmp_path / "photo.png"
     photo.write_bytes(PNG)
     await chat.locator("input[type=file]").set_input_files(str(photo))
-    thumbnail = chat.locator(".xb-user img")
-    await expect(thumbnail).to_have_count(1, timeout=15000)
-    await page.wait_for_timeout(1500)  # the bot has answered the photo
+    await page.wait_for_timeout(2000)  # uploaded, and the bot has answered the photo
 
+    await inject(stack, conversation, {"text": "您的订单：", "custom": {"type": "order_cards", "orders": [card]}})
     long_text = "这是一段很长的说明文字，用来让聊天记录可以滚动。" * 4
     await inject(stack, conversation, *[{"text": f"{i}. {long_text}"} for i in range(8)])
     await inject(stack, conversation, {"text": "请问您是要退货吗？", "buttons": [
@@ -244,13 +243,15 @@ async def test_a_reload_restores_taps_photos_cards_live_buttons_and_the_scroll_p
     log = chat.locator(".xb-log")
     await expect(log).to_contain_text("请问您是要退货吗？", timeout=15000)
     # Taps read as what was tapped, never as payloads.
-    await expect(chat.locator(".xb-user .xb-bubble", has_text="订单 " + order["order_id"])).to_have_count(1)
+    await expect(chat.locator(".xb-user .xb-bubble", has_text="碎花连衣裙那单")).to_have_count(1)
     await expect(log).not_to_contain_text("/inform")
     await expect(chat.locator(".xb-user img")).to_have_count(1)
     assert await chat.locator(".xb-user img").evaluate("img => img.complete && img.naturalWidth > 0")
-    # The order card is back (answered, so no longer tappable); the last question's buttons are live.
+    # The choices since the shopper's last message are live (the order card, the last question's
+    # buttons), as they were before the reload; answered ones are shown, greyed out.
     await expect(chat.locator(".xb-order")).to_have_count(1)
-    await expect(chat.locator(".xb-order")).to_be_disabled()
+    await expect(chat.locator(".xb-order")).to_be_enabled()
+    await expect(chat.get_by_role("button", name="都不是")).to_be_disabled()
     await expect(chat.locator(".xb-order img")).to_have_attribute("src", re.compile(r"products/SKU-\d+\.svg$"))
     # Timestamps on every message.
     times = await chat.locator(".xb-time").all_inner_texts()
@@ -262,6 +263,15 @@ async def test_a_reload_restores_taps_photos_cards_live_buttons_and_the_scroll_p
     await chat.get_by_role("button", name="是的，退货").click()
     await expect(chat.locator(".xb-user .xb-bubble").last).to_have_text("是的，退货")
     await expect(chat.get_by_role("button", name="不是")).to_be_disabled()
+
+    # An order card is one button, shown as 「订单 …」 when tapped; a photo shows as a thumbnail at once.
+    await inject(stack, conversation, {"text": "请选择要查询的订单", "custom": {"type": "order_cards", "orders": [card]}})
+    await chat.locator(".xb-order").last.click()
+    await expect(chat.locator(".xb-user .xb-bubble").last).to_have_text("订单 " + order["order_id"])
+    box = await chat.locator(".xb-order").last.bounding_box()
+    assert box["height"] >= 44
+    await chat.locator("input[type=file]").set_input_files(str(photo))
+    await expect(chat.locator(".xb-user img")).to_have_count(2, timeout=15000)
 
 
 @needs_chromium
@@ -276,6 +286,7 @@ async def test_a_reload_on_the_phone_reopens_at_the_latest_message(stack, demo, 
     await inject(stack, conversation, *[{"text": f"第{i}条：" + "很长的回答。" * 20} for i in range(10)])
     await expect(chat.locator(".xb-log")).to_contain_text("第9条", timeout=15000)
     await page.reload()
+    await page.wait_for_timeout(2000)  # the history has arrived
     chat = page.get_by_role("dialog", name="小保 · 智能客服")
     if not await chat.is_visible():
         await page.get_by_role("button", name="在线客服").click()
@@ -309,8 +320,6 @@ async def test_the_widget_meets_the_elder_friendly_guidance(stack, demo, console
     web_url, _agent = console
     page, chat = await open_chat(browser, web_url, viewport)
     panel = page.locator(".xb-panel")
-    await expect(chat.get_by_role("button", name="查物流")).to_be_visible(timeout=15000)  # the welcome menu
-    await expect(chat.locator(".xb-guess button").first).to_be_visible(timeout=15000)  # 猜你想问
     await say(chat, "七天无理由退货怎么算")
     await expect(chat.locator(".xb-cite summary").first).to_be_visible(timeout=30000)
 
@@ -336,10 +345,19 @@ async def test_the_widget_meets_the_elder_friendly_guidance(stack, demo, console
     assert ring != "none"
 
     # A quick reply chosen by keyboard, then Esc: the chat closes.
-    quick = chat.get_by_role("button", name="维权咨询")
+    quick = chat.locator(".xb-bot .xb-buttons button").last
+    shown = await quick.inner_text()
     await quick.focus()
     await page.keyboard.press("Enter")
-    await expect(chat.locator(".xb-log")).to_contain_text("您想了解哪方面的权益", timeout=5000)
+    await expect(chat.locator(".xb-user .xb-bubble").last).to_have_text(shown, timeout=5000)
     await page.keyboard.press("Escape")
     await expect(chat).to_be_hidden()
     await expect(page.get_by_role("button", name="在线客服")).to_be_focused()
+
+    # The welcome: a quick menu and 猜你想问, whose 维权咨询 lists the rights topics.
+    await page.get_by_role("button", name="在线客服").click()
+    await expect(chat.get_by_role("button", name="查物流")).to_be_visible()
+    await expect(chat.locator(".xb-guess button")).to_have_count(5)
+    await chat.get_by_role("button", name="维权咨询").click()
+    await expect(chat.locator(".xb-log")).to_contain_text("您想了解哪方面的权益", timeout=5000)
+    await expect(chat.locator(".xb-bot").last.get_by_role("button")).not_to_have_count(0)

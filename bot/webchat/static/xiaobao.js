@@ -233,7 +233,7 @@
   function addMessage(message) {
     const from = message.from || (String(message.text || "").startsWith("👩‍💼") ? "agent" : "bot");
     const custom = message.custom || {};
-    if (custom.type === "handoff_status") setHandoff(custom, message.at);
+    if (custom.type === "handoff_status") setHandoff(custom);
     const row = el("div", { class: "xb-msg xb-" + (from === "system" ? "bot" : from) });
     const meta = el("div", { class: "xb-who" }, whoOf({ ...message, from: from }));
     meta.appendChild(el("span", { class: "xb-time" }, timeLabel(message.at || Date.now() / 1000)));
@@ -285,7 +285,7 @@
   }
 
   // --- Handoff: the status bar and who is typing -----------------------------------------------
-  function setHandoff(custom, at) {
+  function setHandoff(custom) {
     handoff = custom;
     const text = handoffText(custom);
     status.hidden = !text;
@@ -310,7 +310,7 @@
     botTimer = on && !personAnswers() ? setTimeout(() => { botTimer = 0; showTyping(); }, BOT_REPLY_TIMEOUT_MS) : 0;
     showTyping();
   }
-  function agentTyping(on, name) {
+  function agentTyping(on, name) {  // a lost `false` (the agent closed the tab) must not leave it on
     clearTimeout(agentTimer);
     typing.dataset.agent = name || "";
     agentTimer = on ? setTimeout(() => { agentTimer = 0; showTyping(); }, 2 * TYPING_IDLE_MS + 2000) : 0;
