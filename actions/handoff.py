@@ -15,6 +15,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import rights, risk_signals, services
+from actions.buttons import parse_payload
 from actions.returns import client_ip, owned_order
 from actions.services import customer_of, session_so_far, tickets
 from bot import limits
@@ -128,7 +129,7 @@ class ValidateComplaintForm(FormValidationAction):
         text = (tracker.latest_message.get("text") or "").strip()
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         requested = tracker.get_slot("requested_slot")
-        if intent in ("request_human", "stop") or not text:
+        if intent in ("request_human", "stop") or not text or parse_payload(text):  # a button is no story
             return {}
         if requested == "complaint_details" or (requested is None and len(text) >= DETAILS_FROM_FIRST_MESSAGE):
             return {"complaint_details": text}
@@ -137,7 +138,8 @@ class ValidateComplaintForm(FormValidationAction):
     async def extract_complaint_outcome(self, dispatcher, tracker, domain) -> Dict[Text, Any]:
         text = (tracker.latest_message.get("text") or "").strip()
         intent = (tracker.latest_message.get("intent") or {}).get("name")
-        if tracker.get_slot("requested_slot") != "complaint_outcome" or not text or intent in ("request_human", "stop"):
+        if (tracker.get_slot("requested_slot") != "complaint_outcome" or not text or parse_payload(text)
+                or intent in ("request_human", "stop")):
             return {}
         return {"complaint_outcome": text}
 

@@ -44,3 +44,15 @@ def test_asking_for_the_phone_or_hours_is_a_question_not_a_request_for_a_person(
 
 def test_the_survey_answer_is_read_from_json_or_text():
     assert survey_answer(True) is True and survey_answer("false") is False and survey_answer(None) is None
+
+
+async def test_a_button_payload_is_never_taken_as_the_complaint_story(tracker_factory, dispatcher, domain):
+    from actions.handoff import ValidateComplaintForm
+
+    tracker = tracker_factory("/affirm", [{"name": "affirm", "confidence": 1.0}])
+    tracker.slots["requested_slot"] = "complaint_details"
+    assert await ValidateComplaintForm().extract_complaint_details(dispatcher, tracker, domain) == {}
+    story = tracker_factory("耳机用了一个月就坏了，客服也不回", [{"name": "complain", "confidence": 1.0}])
+    story.slots["requested_slot"] = "complaint_details"
+    assert await ValidateComplaintForm().extract_complaint_details(dispatcher, story, domain) == {
+        "complaint_details": "耳机用了一个月就坏了，客服也不回"}
