@@ -305,3 +305,13 @@ async def test_a_stale_button_inside_the_form_is_refused_and_the_question_asked_
     assert [m["response"] for m in dispatcher.messages] == ["utter_button_expired"]
     assert slot_values(result) == {"order_id": order.order_id, "return_confirmed": None,
                                    "requested_slot": "return_confirmed"}
+
+
+async def test_a_question_that_opens_the_form_is_answered_and_the_form_ends(system, monkeypatch, dispatcher, domain):
+    t, customer_of = tracker("收到5天了能退吗", customer=None, intent="request_return")
+    monkeypatch.setattr(returns, "customer_of", customer_of)
+    events = await ValidateReturnForm().run(dispatcher, t, domain)
+    responses = [m["response"] for m in dispatcher.messages]
+    assert responses[0] == "utter_rights_answer" and responses[-1] == "utter_offer_request_return"
+    assert "utter_ask_order_id_number" not in responses
+    assert {"event": "active_loop", "timestamp": None, "name": None} in events
