@@ -53,7 +53,7 @@ def test_the_order_question_has_cards_and_the_same_choices_as_buttons(stack):
     (cards,) = customs(replies, "order_cards")
     buttons = [b["payload"] for m in replies for b in m.get("buttons", [])]
     assert [c["payload"] for c in cards["orders"]] == buttons
-    assert all(c["order_id"] in orders() .get(c["order_id"][-2:]).order_id for c in cards["orders"])
+    assert {c["order_id"] for c in cards["orders"]} <= {o.order_id for o in orders().values() if o.customer_id == "c1001"}
     assert not any(c["status"] == "unpaid" for c in cards["orders"])
 
 
@@ -62,7 +62,7 @@ def test_naming_an_item_picks_its_order_and_never_shows_another_orders_items(sta
     shopper.say("我的快递到哪了")
     shopper.say("/order_status" + inform(order_id=orders()["16"].order_id)[len("/inform"):])
     replies = shopper.texts("耳机也想退")
-    assert "降噪蓝牙耳机" not in replies or "羽绒服" not in replies
+    assert "羽绒服" not in replies and "围巾" not in replies  # nothing of the parcel just tracked
     assert "退货的原因" in replies  # the headphones' order, the headphones picked: the reason is next
 
 
@@ -74,7 +74,7 @@ def test_forged_payloads_are_refused_and_the_question_is_asked_again(stack):
         replies = shopper.say(forged)
         assert matches_response(replies[0]["text"], "utter_button_expired"), forged
         assert matches_response(replies[-1]["text"], "utter_ask_pick_items"), forged
-    assert "碎花连衣裙" in shopper.texts("连衣裙") or True  # the form goes on with the real answer
+    assert "退货的原因" in shopper.texts("连衣裙")  # the form goes on with the real answer
 
 
 def test_a_stale_confirm_after_the_form_is_refused_not_明白了(stack):
