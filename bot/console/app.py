@@ -42,7 +42,7 @@ from bot.knowledge.kb import load_entries
 from bot.orders.client import NewReturn, OrderSystem, OrderSystemError
 from bot.orders.eligibility import assess, condition_checks
 from bot.orders.factory import order_system_for
-from bot.orders.models import SHANGHAI, Order, ReturnReason, to_dict
+from bot.orders.models import SHANGHAI, ReturnReason, to_dict
 from bot.paths import KNOWLEDGE_DIR
 from bot.rasa_api import RasaApi, RasaApiError
 from bot.redis_url import async_redis
@@ -880,7 +880,8 @@ def order_kind(wanted: str, decided: Optional[str]) -> Optional[str]:
     return None  # 仅退款 of delivered goods is not a kind the order system has
 
 
-def refused_text(wanted: str, order: Order, decisions: list) -> str:
+def refused_text(wanted: str, decisions: list) -> str:
+    """Why the agent's return was refused, in the rules' own words."""
     reasons = [d.explanation for d in decisions if not d.allowed]
     if reasons:
         return "不能提交：" + " ".join(reasons)
@@ -917,7 +918,7 @@ async def api_open_return(request: web.Request) -> web.Response:
         decisions.append(assess(order, item, reason, today, condition))
     kinds = {order_kind(wanted, d.kind) for d in decisions if d.allowed}
     if not all(d.allowed for d in decisions) or None in kinds or len(kinds) != 1:
-        return web.json_response({"ok": False, "error": refused_text(wanted, order, decisions)}, status=409)
+        return web.json_response({"ok": False, "error": refused_text(wanted, decisions)}, status=409)
     request_ = NewReturn(order_id=order.order_id, customer_id=order.customer_id, item_ids=tuple(item_ids),
                          reason=reason, kind=kinds.pop(), description="客服代顾客提交")
     created_return, created = await services.orders.create_return(request_)
