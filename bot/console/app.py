@@ -827,12 +827,15 @@ async def api_transfer(request: web.Request) -> web.Response:
 
 
 async def api_resolve(request: web.Request) -> web.Response:
-    """Resolve and hand back: the bot resumes, and the shopper is told the handoff ended and
-    asked for the survey (contract A: handoff_status ended, then survey). The old rating
-    buttons (the handed_back intent) are no longer triggered: one request for a rating."""
+    """Resolve and hand back: the bot resumes and the shopper is asked for a rating, once. The web
+    chat gets contract A's handoff_status ended, then the survey; other channels (WeChat shows no
+    custom payloads) get the bot's closing and its rating options (the handed_back intent)."""
     ticket, services = await owned(request), request.app[SERVICES]
     await services.tickets.resolve(ticket.id, await current_agent(request))
     await services.rasa.resume(ticket.sender_id)
+    if ticket.channel != "socketio":
+        await services.rasa.trigger_intent(ticket.sender_id, "handed_back")
+        return web.json_response({"ok": True})
     texts = console_texts()
     await services.rasa.send_bot_message(
         ticket.sender_id, texts["ended"], metadata={"sent_by": "system", "ticket": ticket.id},

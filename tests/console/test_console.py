@@ -145,6 +145,17 @@ async def test_claim_reply_and_hand_back(env):
     assert rasa.triggered == []
 
 
+async def test_a_wechat_shopper_gets_the_rating_options_instead_of_the_survey(env):
+    """WeChat shows no custom payloads: the bot's closing and numbered rating options instead."""
+    client, tickets, rasa = env["client"], env["tickets"], env["rasa"]
+    ticket, _ = await tickets.create(f"wx:{uuid.uuid4().hex[:12]}", "human_request", "normal", "wechat", "微信顾客")
+    headers = {"X-CSRF-Token": await login(client, env["agents"][0])}
+    assert (await client.post(f"/api/tickets/{ticket.id}/claim", headers=headers)).status == 200
+    assert (await client.post(f"/api/tickets/{ticket.id}/resolve", headers=headers)).status == 200
+    assert rasa.triggered == [(ticket.sender_id, "handed_back")]
+    assert not [e for e in rasa.events[ticket.sender_id] if (e.get("data") or {}).get("custom", {}).get("type") == "survey"]
+
+
 async def test_only_the_owner_can_reply(env):
     tickets = env["tickets"]
     ticket = await new_ticket(tickets)
