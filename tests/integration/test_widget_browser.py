@@ -78,6 +78,16 @@ async def say(chat, text):
     await box.press("Enter")
 
 
+async def say_and_wait(chat, text):
+    """Says `text` and waits for the bot's answer (the welcome already says 小保)."""
+    from playwright.async_api import expect
+
+    bubbles = chat.locator(".xb-bot .xb-bubble")
+    before = await bubbles.count()
+    await say(chat, text)
+    await expect(bubbles).not_to_have_count(before, timeout=30000)
+
+
 async def inject(stack, conversation, *messages):
     """Bot messages ({"text", "buttons", "custom"}) delivered to the shopper and recorded, as the
     console and the actions send them."""
@@ -112,13 +122,13 @@ async def test_waiting_for_a_person_shows_the_queue_the_agent_and_the_end(stack,
     web_url, _agent = console
     page, chat = await open_chat(browser, web_url, DESKTOP)
     typing = chat.locator(".xb-typing")
-    await say(chat, "你好")
-    await expect(chat.locator(".xb-bot .xb-bubble").last).to_contain_text("小保", timeout=30000)
+    await say_and_wait(chat, "你好")
     await expect(typing).to_have_text("")  # the reply came: nothing is pending
     conversation = await conversation_of(page)
 
     await say(chat, "转人工")
-    await expect(chat.locator(".xb-log")).to_contain_text("工单", timeout=30000)
+    await expect(chat.locator(".xb-bot .xb-bubble", has_text="工单号").first).to_be_visible(timeout=30000)
+    await page.wait_for_timeout(500)  # and the bot's own queue status, if it sends one
     await inject(stack, conversation, {"text": "还有别的问题吗？", "buttons": [
         {"title": "是的", "payload": "/affirm"}, {"title": "没有了", "payload": "/deny"}]},
         status("queued", position=2, eta_min=6))
@@ -205,8 +215,7 @@ async def test_a_reload_restores_taps_photos_cards_live_buttons_and_the_scroll_p
 
     web_url, _agent = console
     page, chat = await open_chat(browser, web_url, PHONE)
-    await say(chat, "你好")
-    await expect(chat.locator(".xb-bot .xb-bubble").last).to_contain_text("小保", timeout=30000)
+    await say_and_wait(chat, "你好")
     conversation = await conversation_of(page)
 
     order = to_dict(next(o for o in demo_orders(dt.date.today()) if o.customer_id == "c1001"))
@@ -262,7 +271,7 @@ async def test_a_reload_restores_taps_photos_cards_live_buttons_and_the_scroll_p
 
     await chat.get_by_role("button", name="是的，退货").click()
     await expect(chat.locator(".xb-user .xb-bubble").last).to_have_text("是的，退货")
-    await expect(chat.get_by_role("button", name="不是")).to_be_disabled()
+    await expect(chat.get_by_role("button", name="不是", exact=True)).to_be_disabled()
 
     # An order card is one button, shown as 「订单 …」 when tapped; a photo shows as a thumbnail at once.
     await inject(stack, conversation, {"text": "请选择要查询的订单", "custom": {"type": "order_cards", "orders": [card]}})
@@ -280,8 +289,7 @@ async def test_a_reload_on_the_phone_reopens_at_the_latest_message(stack, demo, 
 
     web_url, _agent = console
     page, chat = await open_chat(browser, web_url, PHONE)
-    await say(chat, "你好")
-    await expect(chat.locator(".xb-bot .xb-bubble").last).to_contain_text("小保", timeout=30000)
+    await say_and_wait(chat, "你好")
     conversation = await conversation_of(page)
     await inject(stack, conversation, *[{"text": f"第{i}条：" + "很长的回答。" * 20} for i in range(10)])
     await expect(chat.locator(".xb-log")).to_contain_text("第9条", timeout=15000)
