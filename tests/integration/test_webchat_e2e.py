@@ -40,7 +40,7 @@ def test_greet_ask_expand_a_citation_start_a_return_and_reload(stack, demo, cons
         citation.click()
         expect(chat.locator(".xb-cite details[open] p").first).to_contain_text("经营者采用网络", timeout=5000)
 
-        chat.get_by_role("button", name="好的，申请退货").click()
+        chat.get_by_role("button", name="需要", exact=True).click()  # 「需要我帮您申请吗？」
         expect(chat.locator(".xb-bubble", has_text="请选择要办理的订单")).to_be_visible(timeout=30000)
         expect(chat.locator(".xb-buttons button").first).to_be_visible()
 
