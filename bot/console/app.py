@@ -5,16 +5,17 @@ agents reach pages, the JSON API and the WebSocket; every state-changing request
 session's CSRF token; shopper text is escaped (Jinja2 autoescape, and textContent in the page).
 The Rasa API token stays on this server. The risk alerts (风险预警: page, API and /ws/risk) are
 for supervisors only, and every console process also runs a consumer of the risk-event stream.
+The agent search (bot.console.search), the order actions on a ticket (bot.console.order_actions)
+and the view helpers (bot.console.views: tickets, transcript, evidence pack, photos) live in their
+own modules; the routes of the first two are part of the one route table in create_app.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import functools
 import hashlib
 import hmac
-import io
 import json
 import logging
 import re
@@ -23,8 +24,7 @@ import time
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional
-from urllib.parse import quote
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Optional
 
 import jinja2
 import redis.asyncio as aioredis
@@ -33,16 +33,18 @@ from aiohttp import WSMsgType, web
 from aiohttp_session import AbstractStorage, Session, get_session, new_session, setup as setup_session
 from redis.exceptions import RedisError
 
+from bot.console import order_actions, search
 from bot.console.agents import AgentStore, Presence
-from bot.console.regulators import order_labels, setup_regulators
+from bot.console.order_actions import refunds_of
+from bot.console.regulators import setup_regulators
 from bot.console.shoppers import PRESENCE_CHANNEL, JsonEmitter, shopper_presence
+from bot.console.views import (PHOTO_TYPES, conversation_photos, evidence_view, order_view, photo_file, return_view,
+                               thumbnail, ticket_view, transcript_from_tracker)
 from bot.handoff.tickets import CLAIMED, Ticket, TicketError, TicketStore, now
 from bot.handoff.triggers import handoff_texts
-from bot.knowledge.kb import load_entries
-from bot.orders.client import NewReturn, OrderSystem, OrderSystemError
-from bot.orders.eligibility import assess, condition_checks
+from bot.orders.client import OrderSystem, OrderSystemError
 from bot.orders.factory import order_system_for
-from bot.orders.models import SHANGHAI, ReturnReason, to_dict
+from bot.orders.models import to_dict
 from bot.paths import KNOWLEDGE_DIR
 from bot.rasa_api import RasaApi, RasaApiError
 from bot.redis_url import async_redis
@@ -51,7 +53,6 @@ from bot.risk.detector import load_thresholds
 from bot.risk.warnings import ShopperWarnings, shopper_warnings_for
 from bot.risk.worker import RiskWorker, consumer_name
 from bot.settings import Settings
-from bot.transcript import turns
 from bot.webchat.routes import PUBLIC_PREFIXES, setup_webchat
 
 logger = logging.getLogger(__name__)
@@ -60,17 +61,6 @@ HERE = Path(__file__).parent
 # endpoints.yml's key_prefix): one event list per conversation. Not imported: the console runs without Rasa.
 CONVERSATION_KEY_PATTERN = "xiaobao:events:{*}"
 COALESCE_S = 0.05  # a WebSocket sends one queue snapshot for changes this close together
-# A photo in the evidence pack is `photo:<reference>`: a web-chat upload's URL (…/uploads/<name>)
-# or a WeChat photo (wechat-media:<name>). Both are files in <var>/uploads; only the file name is
-# used, so a reference can never name another file, and other references are listed, not fetched.
-PHOTO_FILE = re.compile(r"(?:^wechat-media:|/uploads/)([0-9a-f]{32}\.(jpg|png|webp))$")
-PHOTO_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
-THUMBNAIL_PX = 240
-# What agents and supervisors read: the API keeps the machine values (status, priority, ...) and
-# adds these Chinese labels (…_label) for display.
-TICKET_STATUS_LABELS = {"waiting": "排队中", "claimed": "已接入", "resolved": "已解决"}
-PRIORITY_LABELS = {"urgent": "紧急", "high": "高", "normal": "普通"}
-CHANNEL_LABELS = {"socketio": "网页聊天", "wechat": "微信", "rest": "接口", "unknown": "未知渠道"}
 TEXT_CHARS = 2000  # a reply or an internal note
 
 
@@ -266,173 +256,6 @@ def console_texts() -> Dict[str, Any]:
 
 
 # -- helpers --------------------------------------------------------------------------------
-def ticket_view(ticket: Ticket, at: Optional[dt.datetime] = None,
-                displays: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
-    """A ticket for the page: its fields (machine values), Chinese labels, the assignee's and the
-    note authors' display names (`displays`: login -> display name), and the SLA clock."""
-    at, displays = at or now(), displays or {}
-    created, due = dt.datetime.fromisoformat(ticket.created_at), dt.datetime.fromisoformat(ticket.sla_due)
-    view = {k: v for k, v in asdict(ticket).items() if k != "evidence"}
-    view.update(category_label=ticket.category_label, waiting_s=int((at - created).total_seconds()),
-                sla_remaining_s=int((due - at).total_seconds()),
-                status_label=TICKET_STATUS_LABELS.get(ticket.status, ticket.status),
-                priority_label=PRIORITY_LABELS.get(ticket.priority, ticket.priority),
-                channel_label=CHANNEL_LABELS.get(ticket.channel, ticket.channel),
-                assignee_name=displays.get(ticket.assignee or "", ticket.assignee),
-                notes=[{**n, "agent_name": displays.get(str(n.get("agent")), n.get("agent"))} for n in ticket.notes])
-    return view
-
-
-def order_view(order: Dict[str, Any]) -> Dict[str, Any]:
-    labels = order_labels().get("order_status") or {}
-    return {**order, "status_label": labels.get(order.get("status"), order.get("status"))}
-
-
-def return_view(ret: Dict[str, Any]) -> Dict[str, Any]:
-    labels = order_labels()
-    return {**ret, "kind_label": (labels.get("return_kind") or {}).get(ret.get("kind"), ret.get("kind")),
-            "status_label": (labels.get("return_status") or {}).get(ret.get("status"), ret.get("status"))}
-
-
-def citation_line(citation: Dict[str, Any]) -> str:
-    return f"《{citation.get('law')}》第{citation.get('article')}条"
-
-
-@lru_cache(maxsize=1)
-def kb_titles() -> Dict[str, str]:
-    """Knowledge-base entry id -> title, for the answers named in evidence packs."""
-    try:
-        return {entry.id: entry.title for entry in load_entries()}
-    except Exception:
-        logger.warning("could not load the knowledge base for entry titles", exc_info=True)
-        return {}
-
-
-def photo_file(settings: Settings, reference: Any) -> Optional[Path]:
-    """The uploaded file an evidence photo reference names, if it is one of ours and exists."""
-    if not isinstance(reference, str):
-        return None
-    found = PHOTO_FILE.search(reference.removeprefix("photo:").split("?", 1)[0])
-    if found is None:
-        return None
-    path = settings.uploads_dir / found.group(1)
-    return path if path.is_file() else None
-
-
-def order_summary(order: Any) -> Optional[Dict[str, Any]]:
-    """What an agent needs of the order in the evidence pack (as it was at escalation)."""
-    if not isinstance(order, dict) or not order.get("order_id"):
-        return None
-    logistics = [e for e in order.get("logistics") or [] if isinstance(e, dict)]
-    return {
-        "order_id": order.get("order_id"), "status": order.get("status"), "created_at": order.get("created_at"),
-        "signed_at": order.get("signed_at"), "carrier": order.get("carrier"), "tracking_no": order.get("tracking_no"),
-        "freight_insurance": bool(order.get("freight_insurance")),
-        "items": [{"name": i.get("name"), "quantity": i.get("quantity", 1), "price": i.get("price")}
-                  for i in order.get("items") or [] if isinstance(i, dict)],
-        "latest_logistics": logistics[-1].get("description") if logistics else None,
-    }
-
-
-def evidence_view(ticket: Ticket, settings: Settings) -> Dict[str, Any]:
-    """The evidence pack as the console shows it: photo thumbnails (served by the console to
-    logged-in agents only), the order, and the knowledge-base answers given (titles, citations)."""
-    evidence = ticket.evidence if isinstance(ticket.evidence, dict) else {}
-    base = f"/api/tickets/{quote(ticket.id, safe='')}/photos/"
-    photos = []
-    for index, reference in enumerate(evidence.get("photos") or []):
-        available = photo_file(settings, reference) is not None
-        photos.append({"index": index, "available": available,
-                       "url": base + str(index) if available else None,
-                       "thumbnail": f"{base}{index}?thumbnail=1" if available else None})
-    titles = kb_titles()
-    answers = []
-    for answer in evidence.get("kb_answers") or []:
-        if not isinstance(answer, dict):
-            continue
-        entry_id = str(answer.get("entry_id") or "")
-        answers.append({"entry_id": entry_id, "title": titles.get(entry_id, entry_id),
-                        "kind": "policy" if answer.get("type") == "policy_answer" else "rights",
-                        "confidence": answer.get("confidence"),
-                        "citations": [citation_line(c) for c in answer.get("citations") or [] if isinstance(c, dict)]})
-    order = order_summary(evidence.get("order"))
-    return {"photos": photos, "order": order_view(order) if order else None, "kb_answers": answers}
-
-
-def thumbnail(path: Path) -> Optional[bytes]:
-    """A small JPEG of an uploaded photo; None if it cannot be decoded (the original is served)."""
-    try:
-        from PIL import Image
-
-        with Image.open(path) as image:
-            image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
-            out = io.BytesIO()
-            image.convert("RGB").save(out, "JPEG", quality=80)
-            return out.getvalue()
-    except Exception:
-        logger.warning("could not make a thumbnail of %s", path.name, exc_info=True)
-        return None
-
-
-HANDOFF_STATE_LINES = {"queued": "排队中（第{position}位，预计约{eta_min}分钟）", "claimed": "客服「{agent_name}」已接入",
-                       "ended": "人工服务已结束"}
-
-
-def custom_line(custom: Optional[Dict[str, Any]]) -> Optional[str]:
-    """A custom payload (contract A) as one readable line for agents; None when the turn's text
-    and citations already say it all."""
-    if not isinstance(custom, dict):
-        return None
-    kind = custom.get("type")
-    if kind == "order_cards":
-        cards = []
-        for order in [o for o in custom.get("orders") or [] if isinstance(o, dict)][:10]:
-            names = "、".join(str(i.get("name")) for i in order.get("items") or [] if isinstance(i, dict))
-            total = order.get("total")
-            cards.append(f"订单 {order.get('order_id')}（{order.get('status_label') or order.get('status') or '—'}"
-                         f"{'，' + names if names else ''}{f'，¥{total:g}' if isinstance(total, (int, float)) else ''}）")
-        return "展示了订单卡片：" + ("；".join(cards) or "无")
-    if kind == "handoff_status":
-        template = HANDOFF_STATE_LINES.get(str(custom.get("state")))
-        if template is None:
-            return None
-        values = {k: custom.get(k, "?") for k in ("position", "eta_min", "agent_name")}
-        return "人工服务状态：" + template.format(**values)
-    if kind == "survey":
-        return "请顾客评价本次服务（问题是否解决、1–5分、留言）"
-    if kind == "return_request":
-        label = (order_labels().get("return_kind") or {}).get(custom.get("kind"), custom.get("kind"))
-        return f"售后申请 {custom.get('return_id')}（订单 {custom.get('order_id')}，{label}）"
-    return None
-
-
-def photo_link(ticket_id: str, index: int) -> Dict[str, Any]:
-    """A transcript photo as the console serves it: by ticket and its place among the
-    conversation's photos (see api_chat_photo), never by the reference the shopper sent."""
-    url = f"/api/tickets/{quote(ticket_id, safe='')}/chat-photos/{index}"
-    return {"index": index, "url": url, "thumbnail": url + "?thumbnail=1"}
-
-
-def conversation_photos(tracker: Dict[str, Any]) -> List[str]:
-    """The photo references of a conversation, in the order the transcript numbers them."""
-    return [photo for turn in turns(tracker.get("events", [])) for photo in turn["photos"]]
-
-
-def transcript_from_tracker(tracker: Dict[str, Any], ticket_id: Optional[str] = None) -> List[Dict[str, Any]]:
-    """The conversation as agents read it (bot.transcript.turns): taps as the titles tapped, the
-    options the bot offered, custom payloads as a line, citations as 《法》第N条, and photos as
-    console links when `ticket_id` is given (else only counted)."""
-    result, photo_index = [], 0
-    for turn in turns(tracker.get("events", []), kb_titles()):
-        photos = []
-        for _ in turn["photos"]:
-            photos.append(photo_link(ticket_id, photo_index) if ticket_id else {"index": photo_index})
-            photo_index += 1
-        result.append({**turn, "photos": photos, "custom_line": custom_line(turn["custom"]),
-                       "citations": [citation_line(c) for c in turn["citations"] if isinstance(c, dict)]})
-    return result
-
-
 async def current_agent(request: web.Request) -> Optional[str]:
     return (await get_session(request)).get("agent")
 
@@ -862,155 +685,6 @@ async def api_agent_typing(request: web.Request) -> web.Response:
     name = await services.agents.display_name(await current_agent(request))
     await services.emitter.to_shopper(ticket.sender_id, "agent_typing", {"typing": typing, "agent_name": name})
     return web.json_response({"ok": True})
-
-
-# -- order actions: a return opened for the shopper, a refund noted -------------------------------
-RETURN_KINDS = {"return": "退货", "exchange": "换货", "refund_only": "仅退款"}
-REFUND_MAX = 100000
-REFUND_NOTE_CHARS = 200
-REFUNDS_KEY = "xb:console:refunds:{}"
-
-
-def order_kind(wanted: str, decided: Optional[str]) -> Optional[str]:
-    """The order system's kind for what the agent chose, given what the rules allow
-    (bot.orders.eligibility); None when the rules do not allow that choice."""
-    if decided in ("cancel", "intercept"):  # not delivered yet: cancelling or intercepting refunds
-        return decided
-    if wanted == "return":
-        return decided if decided == "return" else None
-    if wanted == "exchange":
-        return "redeliver" if decided == "redeliver" else "exchange_or_repair"
-    return None  # 仅退款 of delivered goods is not a kind the order system has
-
-
-def refused_text(wanted: str, decisions: list) -> str:
-    """Why the agent's return was refused, in the rules' own words."""
-    reasons = [d.explanation for d in decisions if not d.allowed]
-    if reasons:
-        return "不能提交：" + " ".join(reasons)
-    if wanted == "refund_only":
-        return "已签收的商品不能仅退款，请选择退货或换货（顾客寄回后退款）"
-    return f"该订单现在不能{RETURN_KINDS[wanted]}：" + " ".join(d.explanation for d in decisions)
-
-
-async def api_open_return(request: web.Request) -> web.Response:
-    """Opens a return for the ticket's shopper, on one of their orders, under the same rules the
-    bot applies (bot.orders.eligibility.assess); the result is noted on the ticket."""
-    ticket, services = await owned(request), request.app[SERVICES]
-    body = await json_body(request)
-    wanted, reason = str(body.get("kind", "")), str(body.get("reason", ""))
-    if wanted not in RETURN_KINDS:
-        raise bad_request("请选择售后类型（退货、换货或仅退款）")
-    if reason not in ReturnReason.ALL:
-        raise bad_request("请选择售后原因")
-    order = await services.orders.order(str(body.get("order_id", "")))
-    # The shopper's own orders; a guest's, only the order the bot verified for the ticket.
-    if order is None or not ((ticket.customer and order.customer_id == ticket.customer)
-                             or (ticket.order_id and order.order_id == ticket.order_id)):
-        return json_error(404, "找不到该顾客的这个订单")
-    item_ids = body.get("item_ids")
-    if not isinstance(item_ids, list) or not item_ids or any(order.item(str(i)) is None for i in item_ids):
-        raise bad_request("请选择这个订单里要售后的商品")
-    item_ids = list(dict.fromkeys(str(i) for i in item_ids))
-    today = dt.datetime.now(SHANGHAI).date()
-    decisions = []
-    for item_id in item_ids:
-        item = order.item(item_id)
-        # 完好 as the agent confirmed with the shopper (the bot asks the same questions).
-        condition = {key: True for key in condition_checks(item)} if body.get("intact") is True else {}
-        decisions.append(assess(order, item, reason, today, condition))
-    kinds = {order_kind(wanted, d.kind) for d in decisions if d.allowed}
-    if not all(d.allowed for d in decisions) or None in kinds or len(kinds) != 1:
-        return web.json_response({"ok": False, "error": refused_text(wanted, decisions)}, status=409)
-    request_ = NewReturn(order_id=order.order_id, customer_id=order.customer_id, item_ids=tuple(item_ids),
-                         reason=reason, kind=kinds.pop(), description="客服代顾客提交")
-    created_return, created = await services.orders.create_return(request_)
-    view = return_view(to_dict(created_return))
-    agent = await current_agent(request)
-    names = "、".join(order.item(i).name for i in item_ids)
-    await services.tickets.add_note(ticket.id, agent, f"为顾客{'提交' if created else '查到已有'}售后申请 "
-                                    f"{created_return.return_id}：订单 {order.order_id} · {names} · {view['kind_label']}")
-    message = (f"已提交售后申请 {created_return.return_id}（{view['kind_label']}）" if created
-               else f"这些商品已有售后申请 {created_return.return_id}（{view['kind_label']}），未重复提交")
-    return web.json_response({"ok": True, "created": created, "return": view, "message": message,
-                              "explanation": decisions[0].explanation})
-
-
-async def refunds_of(redis: aioredis.Redis, ticket_id: str) -> List[Dict[str, Any]]:
-    return [json.loads(r) for r in await redis.lrange(REFUNDS_KEY.format(ticket_id), 0, 99)]
-
-
-async def api_note_refund(request: web.Request) -> web.Response:
-    """Notes a refund the agent made (amount and a note) on the ticket: kept with it and shown
-    beside the transcript, and written into the ticket's internal notes."""
-    ticket, services = await owned(request), request.app[SERVICES]
-    body = await json_body(request)
-    try:
-        amount = round(float(str(body.get("amount", "")).strip()), 2)
-    except ValueError:
-        raise bad_request("请填写退款金额（元）")
-    if not 0 < amount <= REFUND_MAX:
-        raise bad_request(f"退款金额需要大于0且不超过{REFUND_MAX}元")
-    note = str(body.get("note", "") if isinstance(body.get("note", ""), str) else "").strip()
-    if len(note) > REFUND_NOTE_CHARS:
-        raise bad_request(f"说明最多{REFUND_NOTE_CHARS}个字")
-    agent = await current_agent(request)
-    entry = {"amount": amount, "note": note, "agent": agent, "at": now().isoformat()}
-    await services.redis.rpush(REFUNDS_KEY.format(ticket.id), json.dumps(entry, ensure_ascii=False))
-    await services.tickets.add_note(ticket.id, agent, f"记录退款 ¥{amount:.2f}" + (f"：{note}" if note else ""))
-    return web.json_response({"ok": True, "refund": entry})
-
-
-# -- search -------------------------------------------------------------------------------------
-SEARCH_CHARS = 64
-SEARCH_RESULTS = 50
-
-
-async def search(services: Services, query: str) -> Dict[str, Any]:
-    """Tickets (open and resolved) whose id, customer, order id or summary contain the query,
-    newest first; and the customer it names (a customer id, or an order's owner) with their
-    tickets and orders."""
-    needle = query.strip().lower()
-    if not needle:
-        return {"query": query, "tickets": [], "customers": []}
-    at, displays = now(), await services.agents.display_names()
-    tickets = await services.tickets.all_tickets()
-    found = [t for t in tickets if any(needle in (v or "").lower() for v in (t.id, t.customer, t.order_id, t.summary))]
-    found.sort(key=lambda t: t.created_at, reverse=True)
-    customers, orders_down = [], False
-    candidates = [query.strip()]
-    try:
-        order = await services.orders.order(query.strip())
-        if order is not None:
-            candidates.append(order.customer_id)
-        for customer in dict.fromkeys(candidates):
-            orders = await services.orders.orders_of(customer)
-            theirs = [t for t in tickets if t.customer == customer]
-            if orders or theirs:
-                customers.append({"customer_id": customer, "orders": [order_view(to_dict(o)) for o in orders],
-                                  "tickets": [ticket_view(t, at, displays) for t in
-                                              sorted(theirs, key=lambda t: t.created_at, reverse=True)]})
-    except OrderSystemError:
-        orders_down = True
-    return {"query": query, "tickets": [ticket_view(t, at, displays) for t in found[:SEARCH_RESULTS]],
-            "more": max(len(found) - SEARCH_RESULTS, 0), "customers": customers, "orders_unavailable": orders_down}
-
-
-def search_query(request: web.Request) -> str:
-    query = str(request.query.get("q", "")).strip()
-    if len(query) > SEARCH_CHARS:
-        raise bad_request(f"搜索内容最多{SEARCH_CHARS}个字")
-    return query
-
-
-async def api_search(request: web.Request) -> web.Response:
-    return web.json_response(await search(request.app[SERVICES], search_query(request)))
-
-
-async def search_page(request: web.Request) -> web.Response:
-    query = search_query(request)
-    results = await search(request.app[SERVICES], query) if query else None
-    return render(request, "search.html", **await page_context(request), query=query, results=results)
 
 
 async def count_conversations(redis: aioredis.Redis) -> int:
@@ -1460,10 +1134,8 @@ def create_app(config: ConsoleConfig) -> web.Application:
         web.post("/api/tickets/{ticket_id}/note", api_note), web.post("/api/tickets/{ticket_id}/resolve", api_resolve),
         web.get("/api/tickets/{ticket_id}/chat-photos/{index}", api_chat_photo),
         web.post("/api/tickets/{ticket_id}/typing", api_agent_typing),
-        web.post("/api/tickets/{ticket_id}/returns", api_open_return),
-        web.post("/api/tickets/{ticket_id}/refunds", api_note_refund),
-        web.get("/api/agents/online", api_online_agents), web.get("/api/search", api_search),
-        web.get("/search", search_page),
+        *order_actions.routes(),
+        web.get("/api/agents/online", api_online_agents), *search.routes(),
         web.get("/ws", websocket), web.static("/static", HERE / "static"),
         web.get("/risk", risk_page), web.get("/api/risk/alerts", api_risk_alerts),
         web.get("/api/risk/alerts/{alert_id}", api_risk_alert),

@@ -285,7 +285,7 @@ def timeline(ticket: Ticket, order: Optional[Mapping[str, Any]], returns: Sequen
 
 def evidence_list(ticket: Ticket, transcript_turns: int, kb: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
     evidence = ticket.evidence if isinstance(ticket.evidence, dict) else {}
-    from bot.console.app import kb_titles
+    from bot.console.views import kb_titles
 
     titles = kb_titles()
     items: List[Dict[str, Any]] = []
@@ -498,7 +498,7 @@ def _ranked(counter: Counter, label) -> List[Dict[str, Any]]:
 def build_report(month: str, tally: EventTally, tickets: Sequence[Ticket], alerts: Iterable[Any], *,
                  generated_by: str, generated_at: Optional[dt.datetime] = None) -> Dict[str, Any]:
     """The monthly report (pure): tickets and alerts are filtered to the month here."""
-    from bot.console.app import kb_titles
+    from bot.console.views import kb_titles
 
     config, at = texts(), generated_at or dt.datetime.now(SHANGHAI)
     kinds, titles = config["event_kinds"], kb_titles()
@@ -580,7 +580,7 @@ async def read_alerts(redis, start: dt.datetime, end: dt.datetime) -> List[Any]:
 # -- routes -----------------------------------------------------------------------------------
 async def ticket_transcript(services, ticket: Ticket) -> List[Dict[str, Any]]:
     """The live transcript from Rasa; the one stored at escalation when Rasa cannot be reached."""
-    from bot.console.app import transcript_from_tracker
+    from bot.console.views import transcript_from_tracker
     from bot.rasa_api import RasaApiError
 
     try:

@@ -11,7 +11,8 @@ import pytest
 from cryptography.fernet import Fernet
 from PIL import Image
 
-from bot.console.app import SERVICES, THUMBNAIL_PX, ConsoleConfig, create_app
+from bot.console.app import SERVICES, ConsoleConfig, create_app
+from bot.console.views import THUMBNAIL_PX
 from bot.knowledge.kb import load_entries
 from bot.orders.demo import demo_orders
 from bot.orders.models import to_dict
