@@ -19,7 +19,7 @@ from actions.buttons import parse_payload
 from actions.returns import client_ip, owned_order
 from actions.services import customer_of, session_so_far, tickets
 from bot import limits
-from bot.handoff.tickets import CLAIMED, RESOLVED, WAITING, Ticket
+from bot.handoff.tickets import CLAIMED, RESOLVED, WAITING, Ticket, queued_payload, wait_minutes
 from bot.handoff.triggers import (
     NORMAL,
     PRIORITY_ORDER,
@@ -34,7 +34,6 @@ from bot.knowledge.retrieval import Hit
 from bot.orders.client import OrderSystemUnavailable
 from bot.orders.models import SHANGHAI, to_dict
 
-MINUTES_PER_TICKET_AHEAD = 3
 # Nobody floods the ticket queue: new tickets are limited per conversation and per client IP (an
 # hour) and for everyone together (a minute), in Redis, shared by every replica. A conversation
 # that already has an open ticket is always told its place in the queue.
@@ -68,16 +67,6 @@ def masked_phone(number: str) -> str:
 def ticket_id_in(text: str) -> Optional[str]:
     found = _TICKET_ID.search(text or "")
     return f"T{found.group(1)}" if found else None
-
-
-def queued_payload(ticket: Ticket, position: int, wait: int) -> Dict[str, Any]:
-    """Contract (A): the widget's 排队中（第N位） status bar."""
-    return {"type": "handoff_status", "state": "queued", "ticket_id": ticket.id, "position": position,
-            "eta_min": wait}
-
-
-def wait_minutes(position: int) -> int:
-    return max(1, position * MINUTES_PER_TICKET_AHEAD)
 
 
 def transcript(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:

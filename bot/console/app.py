@@ -40,7 +40,7 @@ from bot.console.regulators import setup_regulators
 from bot.console.shoppers import PRESENCE_CHANNEL, JsonEmitter, shopper_presence
 from bot.console.views import (PHOTO_TYPES, conversation_photos, evidence_view, order_view, photo_file, return_view,
                                thumbnail, ticket_view, transcript_from_tracker)
-from bot.handoff.tickets import CLAIMED, Ticket, TicketError, TicketStore, now
+from bot.handoff.tickets import CLAIMED, Ticket, TicketError, TicketStore, now, queued_payload, wait_minutes
 from bot.handoff.triggers import handoff_texts
 from bot.orders.client import OrderSystem, OrderSystemError
 from bot.orders.factory import order_system_for
@@ -1022,8 +1022,7 @@ async def notify_overdue(services: Services) -> int:
             continue  # another replica told them, or an agent claimed the ticket meanwhile
         position = await services.tickets.position(ticket.id) or 1
         text = console_texts()["sla_missed"].format(ticket_id=ticket.id, position=position)
-        status = {"type": "handoff_status", "state": "queued", "ticket_id": ticket.id, "position": position,
-                  "eta_min": position * 3}  # the widget's 排队中（第N位）: the real place, 3 minutes a ticket
+        status = queued_payload(ticket, position, wait_minutes(position))  # the widget's 排队中（第N位）
         try:
             await services.rasa.resume(ticket.sender_id)
             await services.rasa.send_bot_message(ticket.sender_id, text, metadata={"sent_by": "system"}, custom=status)

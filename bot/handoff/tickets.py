@@ -554,3 +554,18 @@ class TicketStore:
 
     async def close(self) -> None:
         await self._redis.aclose() if hasattr(self._redis, "aclose") else await self._redis.close()
+
+
+MINUTES_PER_TICKET_AHEAD = 3  # the wait a shopper is told: this many minutes for each place in the queue
+
+
+def wait_minutes(position: int) -> int:
+    """The estimated wait at `position` in the queue (1 = next), as the bot and the SLA notice say it."""
+    return max(1, position * MINUTES_PER_TICKET_AHEAD)
+
+
+def queued_payload(ticket: "Ticket", position: int, wait: int) -> Dict[str, Any]:
+    """Contract (A) of issue 16: the widget's 排队中（第N位） status bar, sent next to the queue text
+    by the bot (actions/handoff.py) and by the console's SLA notice."""
+    return {"type": "handoff_status", "state": "queued", "ticket_id": ticket.id, "position": position,
+            "eta_min": wait}
