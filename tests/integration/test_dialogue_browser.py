@@ -127,6 +127,9 @@ async def test_a_return_after_tracking_asks_which_order_switches_and_says_the_in
     # 「我要退货」 right after tracking: which order? (not the tracked parcel's items)
     asked = await chat.say("我要退货")
     assert "请选择要办理的订单" in asked and "这笔订单里有以下商品" not in asked
+    # each order is offered once, as a card (the same choices as text buttons are for REST and WeChat)
+    assert await chat.chat.locator(".xb-order", has_text=headphones.order_id).count() == 1
+    assert await chat.chat.locator(".xb-buttons button", has_text=headphones.order_id).count() == 0
 
     items = await chat.tap("降噪蓝牙耳机")
     assert "降噪蓝牙耳机" in items and "这笔订单里有以下商品" in items

@@ -159,6 +159,7 @@
     const box = el("div", { class: "xb-buttons xb-choice" + (menu ? " xb-menu" : "") });
     for (const b of buttons) {
       const button = el("button", { type: "button" }, b.title);
+      button.dataset.payload = b.payload || "";
       button.onclick = () => { button.classList.add("xb-chosen"); choose(b); };
       box.appendChild(button);
     }
@@ -248,9 +249,20 @@
       row.appendChild(link);
     }
     if (custom.type === "rights_answer") row.appendChild(citationCard(custom));
-    if (custom.type === "order_cards") row.appendChild(orderCards(custom));
+    let buttons = message.buttons || message.quick_replies || [];
+    if (custom.type === "order_cards") {
+      // The bot sends the same choices as text buttons for channels without cards (REST, WeChat):
+      // here the cards stand for them, in this message (history) or the one just before (live).
+      const carded = new Set((custom.orders || []).map((o) => o.payload));
+      buttons = buttons.filter((b) => !carded.has(b.payload));
+      const previous = log.lastElementChild;
+      for (const button of previous ? previous.querySelectorAll(".xb-buttons button") : []) {
+        if (carded.has(button.dataset.payload)) button.remove();
+      }
+      for (const box of previous ? previous.querySelectorAll(".xb-buttons:empty") : []) box.remove();
+      row.appendChild(orderCards(custom));
+    }
     if (custom.type === "survey") row.appendChild(survey(custom));
-    const buttons = message.buttons || message.quick_replies || [];
     if (buttons.length) row.appendChild(buttonBox(buttons));
     if (row.childElementCount > 1) log.appendChild(row);
     applyLock();
