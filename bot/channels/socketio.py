@@ -117,6 +117,40 @@ class PresenceRecorder:
             f"xb:presence:{conversation}", f"xb:typing:{conversation}"))
 
 
+class EventGate:
+    """Keeps a socket's `user_typing` and `presence` events from flooding Redis and the consoles.
+
+    Per socket and event: the same state again within `repeat_s` is dropped (the widget repeats
+    itself anyway: presence every 20 s, typing while keys are pressed), and at most `per_second`
+    events pass in any second; a change of state passes within that budget, so 「typing: false」
+    right after 「true」 is never lost to the gate. In memory, per process: a socket lives on one.
+    """
+
+    def __init__(self, repeat_s: float = 2.0, per_second: int = 4, clock: Callable[[], float] = time.monotonic) -> None:
+        self.repeat_s, self.per_second, self.clock = repeat_s, per_second, clock
+        self._last: Dict[tuple, tuple] = {}  # (sid, event) -> (state, when)
+        self._window: Dict[str, list] = {}  # sid -> [second started, events in it]
+
+    def allow(self, sid: str, event: str, state: Any) -> bool:
+        now = self.clock()
+        last = self._last.get((sid, event))
+        if last is not None and last[0] == state and now - last[1] < self.repeat_s:
+            return False
+        window = self._window.setdefault(sid, [now, 0])
+        if now - window[0] >= 1.0:
+            window[:] = [now, 0]
+        if window[1] >= self.per_second:
+            return False
+        window[1] += 1
+        self._last[(sid, event)] = (state, now)
+        return True
+
+    def forget(self, sid: str) -> None:
+        self._window.pop(sid, None)
+        for key in [k for k in self._last if k[0] == sid]:
+            del self._last[key]
+
+
 class SocketIOPayloadOutput(SocketIOOutput):
     async def send_custom_json(self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any) -> None:
         await self.sio.emit(self.bot_message_evt, {"custom": json_message}, room=recipient_id)
@@ -186,6 +220,7 @@ class PoliteSocketIOInput(SocketIOInput):
         secret = session_secret(Settings.from_env())
         sio, namespace = self.sio, self.namespace or "/"
         presence = PresenceRecorder(async_redis(self.redis_url)) if self.redis_url else None
+        gate = EventGate()
 
         async def join(sid: Text, session: Text) -> Text:
             conversation = web_conversation(session)
@@ -229,16 +264,22 @@ class PoliteSocketIOInput(SocketIOInput):
             return await join(sid, session) if session is not None else None
 
         async def user_typing(sid: Text, data: Any) -> None:
+            typing = isinstance(data, dict) and data.get("typing") is True
+            if presence is None or not gate.allow(sid, "typing", typing):
+                return
             conversation = await signed_conversation(sid, data)
-            if conversation is not None and presence is not None:
-                await presence.typing(conversation, data.get("typing") is True, time.time())
+            if conversation is not None:
+                await presence.typing(conversation, typing, time.time())
 
         async def shopper_present(sid: Text, data: Any) -> None:
+            if presence is None or not gate.allow(sid, "presence", True):
+                return
             conversation = await signed_conversation(sid, data)
-            if conversation is not None and presence is not None:
+            if conversation is not None:
                 await presence.seen(conversation, time.time())
 
         async def disconnect(sid: Text, *args: Any) -> None:
+            gate.forget(sid)
             conversation = (await sio.get_session(sid, namespace=namespace)).get("conversation")
             if conversation is not None and presence is not None:
                 await presence.gone(conversation)

@@ -69,3 +69,30 @@ async def test_typing_and_presence_are_recorded_published_and_cleared_on_disconn
 
 async def _gone(redis, key):
     return not await redis.exists(key)
+
+
+async def test_a_flood_of_typing_events_is_not_a_flood_of_writes(stack):
+    """An attacker's socket toggling `user_typing` as fast as it can: a few writes a second reach
+    Redis and the consoles (a dropped 「typing: false」 still ends: the key lives 6 s)."""
+    redis = aioredis.Redis.from_url(stack.redis_url, decode_responses=True)
+    pubsub = redis.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe("xb:presence")
+    try:
+        async with socket_session(stack) as (client, _replies, issued, conversation):
+            started = time.monotonic()
+            for n in range(300):
+                await client.emit("user_typing", {"session_id": issued, "typing": n % 2 == 0})
+            await asyncio.sleep(0.3)
+            elapsed = time.monotonic() - started
+            published = []
+            deadline = time.monotonic() + 1
+            while time.monotonic() < deadline:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+                if message is not None:
+                    published.append(json.loads(message["data"]))
+            typing_states = [m for m in published if m["conversation"] == conversation and m["online"]]
+            # one from session_request, then at most 4 a second of the burst
+            assert len(typing_states) <= 1 + 4 * (int(elapsed) + 1), (len(typing_states), elapsed)
+    finally:
+        await pubsub.close()
+        await redis.close()
