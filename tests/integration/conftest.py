@@ -217,3 +217,23 @@ def console(stack, tmp_path):
     process.stop()
 
 
+
+
+@pytest.fixture
+def demo(monkeypatch):
+    """The storefront signs the demo customer's token only in a demo (DEMO=1, as `make run` sets);
+    request it before `console`, which reads the environment when it starts the web app."""
+    monkeypatch.setenv("DEMO", "1")
+
+
+@pytest.fixture
+async def browser():
+    """Debian's chromium, headless, driven by Playwright (async tests)."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()

@@ -25,7 +25,7 @@ import redis.asyncio as aioredis
 from bot.handoff.tickets import TicketStore
 from bot.orders.demo import demo_orders
 from bot.orders.models import SHANGHAI
-from tests.integration.conftest import CHROMIUM, CHROMIUM_ARGS, needs_chromium, stored_open_ticket
+from tests.integration.conftest import needs_chromium, stored_open_ticket
 
 pytestmark = pytest.mark.integration
 DESKTOP = {"width": 1280, "height": 800}
@@ -34,24 +34,6 @@ REPLY_S = 30000  # ms: a reply may wait for the action server's first knowledge-
 
 def orders():
     return {o.order_id[-2:]: o for o in demo_orders(dt.datetime.now(SHANGHAI).date())}
-
-
-@pytest.fixture
-def demo(monkeypatch):
-    """The storefront signs the demo customer's token only in a demo (DEMO=1, as `make run` sets)."""
-    monkeypatch.setenv("DEMO", "1")
-
-
-@pytest.fixture
-async def browser():
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 class Chat:

@@ -9,12 +9,6 @@ from tests.integration.conftest import CHROMIUM, CHROMIUM_ARGS, needs_chromium
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def demo(monkeypatch):
-    """The storefront signs the demo customer's token only in a demo (DEMO=1, as `make run` sets)."""
-    monkeypatch.setenv("DEMO", "1")
-
-
 @needs_chromium
 def test_greet_ask_expand_a_citation_start_a_return_and_reload(stack, demo, console):
     from playwright.sync_api import expect, sync_playwright

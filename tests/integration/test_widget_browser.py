@@ -27,31 +27,13 @@ from bot.orders.demo import demo_orders
 from bot.orders.models import to_dict
 from bot.rasa_api import RasaApi
 from tests.integration.axe import axe_serious
-from tests.integration.conftest import CHROMIUM, CHROMIUM_ARGS, needs_chromium
+from tests.integration.conftest import needs_chromium
 
 pytestmark = pytest.mark.integration
 PHONE = {"width": 390, "height": 800}
 DESKTOP = {"width": 1280, "height": 800}
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
                     "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e5274de10000000049454e44ae426082")
-
-
-@pytest.fixture
-def demo(monkeypatch):
-    """The storefront signs the demo customer's token only in a demo (DEMO=1, as `make run` sets)."""
-    monkeypatch.setenv("DEMO", "1")
-
-
-@pytest.fixture
-async def browser():
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 async def open_chat(browser, web_url, viewport, customer="c1001"):
