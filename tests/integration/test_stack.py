@@ -81,9 +81,10 @@ def test_two_stage_fallback_clarifies_then_hands_over_to_a_person(stack):
     (clarify_again,) = stack.send(sender, "/nlu_fallback")
     assert matches_response(clarify_again["text"], "utter_ask_affirmation")
 
-    give_up, handed_over = stack.send(sender, "/out_of_scope")
+    give_up, handed_over, status = stack.send(sender, "/out_of_scope")
     assert matches_response(give_up["text"], "utter_default")
     assert "工单号" in handed_over["text"]  # clarification failed twice: a person takes over
+    assert status["custom"]["type"] == "handoff_status" and status["custom"]["state"] == "queued"
     ticket = asyncio.run(stored_open_ticket(stack.redis_url, sender=sender))
     assert ticket.category == "bot_failed"
 
