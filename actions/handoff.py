@@ -38,7 +38,7 @@ from bot.orders.models import SHANGHAI, to_dict
 # hour) and for everyone together (a minute), in Redis, shared by every replica. A conversation
 # that already has an open ticket is always told its place in the queue.
 TICKETS_PER_SENDER_PER_HOUR = 3
-TICKETS_PER_IP_PER_HOUR = 10
+TICKETS_PER_IP_PER_HOUR = int(os.environ.get("TICKETS_PER_IP_PER_HOUR", "10"))
 TICKETS_PER_MINUTE = int(os.environ.get("TICKETS_PER_MINUTE", "30"))
 logger = logging.getLogger(__name__)
 DETAILS_FROM_FIRST_MESSAGE = 12  # a complaint that already tells the story needs no question

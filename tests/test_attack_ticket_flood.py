@@ -48,9 +48,12 @@ def asking_for_a_person(sender: str) -> Tracker:
                    False, None, {}, "action_listen")
 
 
-async def escalate(sender: str):
+async def escalate(sender: str, ip: str = None):
     dispatcher = CollectingDispatcher()
-    events = await handoff.ActionEscalate().run(dispatcher, asking_for_a_person(sender), {})
+    tracker = asking_for_a_person(sender)
+    if ip:  # as the REST channel records it, server side
+        tracker.events[-1]["metadata"]["client_ip"] = ip
+    events = await handoff.ActionEscalate().run(dispatcher, tracker, {})
     return [m["response"] for m in dispatcher.messages], events
 
 
@@ -101,3 +104,16 @@ async def test_a_shopper_already_queued_is_told_their_place_not_refused(store):
     for _ in range(5):
         again, _ = await escalate(sender)
         assert again == ["utter_handoff_already_queued"]
+
+
+@pytest.mark.attack("ticket-queue-flood")
+async def test_one_client_ip_cannot_open_ticket_after_ticket_with_new_senders(store, monkeypatch):
+    """REST senders are free to choose: one client minting a new sender per request is held by its
+    IP (TICKETS_PER_IP_PER_HOUR, 10 by default), while another IP still reaches a person."""
+    monkeypatch.setattr(handoff, "TICKETS_PER_IP_PER_HOUR", 4)
+    ip = f"198.51.100.{uuid.uuid4().int % 250 + 1}"
+    replies = [(await escalate(f"mint-{uuid.uuid4().hex}", ip))[0] for _ in range(8)]
+    assert replies[:4] == [["utter_handoff_queued"]] * 4
+    assert replies[4:] == [["utter_handoff_busy"]] * 4
+    other, _ = await escalate(f"shopper-{uuid.uuid4().hex}", "203.0.113.7")
+    assert other == ["utter_handoff_queued"]
