@@ -9,24 +9,11 @@ commands, always allowed; the dialogue decides what they do.
 
 from __future__ import annotations
 
-import json
-import re
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
+
+from bot.transcript import parse_payload
 
 ANSWER_INTENTS = frozenset({"affirm", "deny", "inform", "stop"})
-_PAYLOAD = re.compile(r"^/(\w+)(\{.*\})?\s*$", re.S)
-
-
-def parse_payload(text: str) -> Optional[Tuple[str, Dict[str, Any]]]:
-    """(intent, entities) of a payload text, or None when the text is not a payload."""
-    found = _PAYLOAD.match((text or "").strip())
-    if not found:
-        return None
-    try:
-        entities = json.loads(found.group(2)) if found.group(2) else {}
-    except ValueError:
-        return None
-    return (found.group(1), entities) if isinstance(entities, dict) else None
 
 
 def offered_payloads(events: List[Dict[str, Any]]) -> List[str]:
@@ -48,10 +35,10 @@ def offered_payloads(events: List[Dict[str, Any]]) -> List[str]:
 
 def is_stale(text: str, intent: Optional[str], events: List[Dict[str, Any]]) -> bool:
     """True when `text` is an answer payload the bot's latest turn did not offer."""
-    parsed = parse_payload(text)
+    parsed = parse_payload(text, strict=True)
     if parsed is None or intent not in ANSWER_INTENTS:
         return False
-    return parsed not in [parse_payload(p) for p in offered_payloads(events)]
+    return parsed not in [parse_payload(p, strict=True) for p in offered_payloads(events)]
 
 
 def stale_button(tracker: Any) -> bool:

@@ -15,11 +15,11 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import rights, risk_signals, services
-from actions.buttons import parse_payload
 from actions.returns import client_ip, owned_order
 from actions.services import customer_of, session_so_far, tickets
 from bot import limits
 from bot.handoff.tickets import CLAIMED, RESOLVED, WAITING, Ticket, queued_payload, wait_minutes
+from bot.transcript import parse_payload
 from bot.handoff.triggers import (
     NORMAL,
     PRIORITY_ORDER,

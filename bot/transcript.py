@@ -25,19 +25,22 @@ INTENT_TITLES = {
 SENDERS = {"agent", "system"}
 
 
-def parse_payload(text: str) -> Optional[tuple]:
+def parse_payload(text: str, strict: bool = False) -> Optional[tuple]:
     """(intent, entities) of a `/intent{json}` payload, or None for ordinary text. Entities that
-    are not a JSON object are treated as none: the text came from whoever sent it."""
-    match = PAYLOAD.match(text or "")
+    are not a JSON object are treated as none (the text came from whoever sent it), or, when
+    `strict`, make the text no payload at all (actions/buttons.py compares payloads exactly)."""
+    match = PAYLOAD.match((text or "").strip())
     if not match:
         return None
     entities: Dict[str, Any] = {}
     if match.group("entities"):
         try:
             parsed = json.loads(match.group("entities"))
-            entities = parsed if isinstance(parsed, dict) else {}
         except ValueError:
-            entities = {}
+            parsed = None
+        if not isinstance(parsed, dict) and strict:
+            return None
+        entities = parsed if isinstance(parsed, dict) else {}
     return match.group("intent"), entities
 
 

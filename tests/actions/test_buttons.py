@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from actions.buttons import is_stale, offered_payloads, parse_payload
+from actions.buttons import is_stale, offered_payloads
+from bot.transcript import parse_payload
 
 
 def turn(*buttons, custom=None):
@@ -17,9 +18,9 @@ def user(text):
 
 
 def test_a_payload_is_parsed_into_intent_and_entities():
-    assert parse_payload('/inform{"order_id": "2026"}') == ("inform", {"order_id": "2026"})
-    assert parse_payload("/affirm") == ("affirm", {})
-    assert parse_payload("好的") is None and parse_payload("/inform{broken") is None
+    assert parse_payload('/inform{"order_id": "2026"}', strict=True) == ("inform", {"order_id": "2026"})
+    assert parse_payload("/affirm", strict=True) == ("affirm", {})
+    assert parse_payload("好的", strict=True) is None and parse_payload("/inform{broken", strict=True) is None
 
 
 def test_only_the_latest_turn_counts():
