@@ -3,31 +3,17 @@
 - Presence (contract B): the Rasa process records `xb:presence:<conversation>` (online, TTL 45 s)
   and `xb:typing:<conversation>` (typing, TTL 6 s) and publishes changes on `xb:presence`.
 - `agent_typing` goes to the shopper's socket.io room through python-socketio's Redis manager,
-  as JSON (never pickles). bot.channels.socketio.JsonRedisManager does the same, but its module
-  imports Rasa and TensorFlow (seconds and hundreds of MB): the console, which only writes,
-  publishes the same JSON with this write-only manager instead.
+  as JSON (never pickles): bot.socketio_redis.JsonRedisManager, write-only, the same manager the
+  Rasa process listens with (that module imports no Rasa).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any, Dict
 
 import redis.asyncio as aioredis
-import socketio
 
-from bot.redis_url import async_redis
-
-PRESENCE_CHANNEL = "xb:presence"
-SOCKETIO_CHANNEL = "xiaobao-socketio"  # bot.channels.socketio.REDIS_CHANNEL
-
-
-def presence_key(conversation: str) -> str:
-    return f"xb:presence:{conversation}"
-
-
-def typing_key(conversation: str) -> str:
-    return f"xb:typing:{conversation}"
+from bot.socketio_redis import PRESENCE_CHANNEL, REDIS_CHANNEL, JsonRedisManager, presence_key, typing_key
 
 
 async def shopper_presence(redis: aioredis.Redis, conversation: str) -> Dict[str, bool]:
@@ -36,19 +22,11 @@ async def shopper_presence(redis: aioredis.Redis, conversation: str) -> Dict[str
     return {"online": online is not None, "typing": typing is not None}
 
 
-class JsonEmitter(socketio.AsyncRedisManager):
-    """A write-only python-socketio Redis manager that publishes JSON (the Rasa side's
-    JsonRedisManager reads it)."""
+class JsonEmitter(JsonRedisManager):
+    """The console's write-only end of the shoppers' socket.io rooms (JSON, like the Rasa side)."""
 
-    def __init__(self, url: str, channel: str = SOCKETIO_CHANNEL) -> None:
+    def __init__(self, url: str, channel: str = REDIS_CHANNEL) -> None:
         super().__init__(url, channel=channel, write_only=True)
-
-    def _redis_connect(self) -> None:  # REDIS_URL may name a Sentinel deployment
-        self.redis = async_redis(self.redis_url, **self.redis_options)
-        self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-
-    async def _publish(self, data: Dict[str, Any]) -> Any:
-        return await self.redis.publish(self.channel, json.dumps(data, ensure_ascii=False))
 
     async def to_shopper(self, conversation: str, event: str, data: Dict[str, Any]) -> None:
         await self.emit(event, data, namespace="/", room=conversation)
